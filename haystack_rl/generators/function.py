@@ -1,0 +1,63 @@
+"""FunctionChatGenerator: a plain Python function as a Haystack chat generator (scripted baselines)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from haystack import component, default_from_dict, default_to_dict
+from haystack.dataclasses import ChatMessage
+from haystack.utils import deserialize_callable, serialize_callable
+
+PolicyFn = Callable[[list[ChatMessage], random.Random], str]
+
+
+@component
+class FunctionChatGenerator:
+    """
+    Wraps `fn(messages, rng) -> reply text` as a chat generator, so scripted policies (an environment's
+    baselines: oracle, random, minimax...) run anywhere a model does. `rng` is seeded from
+    `generation_kwargs["seed"]` when given, so runs are reproducible.
+
+    Usage example:
+    ```python
+    from haystack.dataclasses import ChatMessage
+    from haystack_rl.generators import FunctionChatGenerator
+
+    def shout(messages, rng):
+        return messages[-1].text.upper()
+
+    generator = FunctionChatGenerator(shout)
+    assert generator.run([ChatMessage.from_user("hi")])["replies"][0].text == "HI"
+    ```
+    """
+
+    def __init__(self, function: PolicyFn, name: str = "") -> None:
+        self.function = function
+        self.name = name or getattr(function, "__name__", "function")
+
+    @component.output_types(replies=list[ChatMessage])
+    def run(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Call the function on the conversation; returns one reply."""
+        rng = random.Random((generation_kwargs or {}).get("seed"))
+        text = self.function(list(messages), rng)
+        return {"replies": [ChatMessage.from_assistant(text, meta={"model": f"baseline:{self.name}"})]}
+
+    @component.output_types(replies=list[ChatMessage])
+    async def run_async(
+        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Async twin of `run` (the function is cheap, so it runs inline)."""
+        return self.run(messages, generation_kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize (the function by import path)."""
+        return default_to_dict(self, function=serialize_callable(self.function), name=self.name)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FunctionChatGenerator:
+        """Deserialize (the function path goes through Haystack's allowlist)."""
+        params = dict(data.get("init_parameters", {}))
+        params["function"] = deserialize_callable(params["function"])
+        return default_from_dict(cls, {**data, "init_parameters": params})

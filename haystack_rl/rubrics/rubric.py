@@ -1,0 +1,178 @@
+"""Rubric: weighted reward functions over finished rollouts (weight 0 = a metric)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from haystack import component, default_from_dict, default_to_dict
+from haystack.utils import deserialize_callable, serialize_callable
+
+if TYPE_CHECKING:
+    from haystack_rl.rollout import Rollout
+
+RewardFn = Callable[["Rollout"], float]
+GroupRewardFn = Callable[[Sequence["Rollout"]], Sequence[float]]
+
+
+@dataclass
+class RewardFunction:
+    """
+    A named, weighted reward function.
+
+    :param func: `func(rollout) -> float`, or with `group=True`, `func(rollouts) -> list[float]`.
+    :param weight: Weight in the total reward; 0 makes it a metric (reported, not rewarded).
+    :param name: Name in results and logs (default: the function's `__name__`).
+    :param group: Whether `func` scores a whole group of rollouts of one example at once.
+    """
+
+    func: Callable[..., Any]
+    weight: float = 1.0
+    name: str = ""
+    group: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = getattr(self.func, "__name__", type(self.func).__name__)
+
+
+@component
+class Rubric:
+    """
+    Scores finished rollouts with weighted reward functions.
+
+    Each function receives the `Rollout` explicitly (no argument injection by name). The total reward is
+    `sum(w * r) / sum(positive w)` when `normalize` is on (the default, so a perfect rollout scores 1
+    whatever the weights) and `sum(w * r)` otherwise. A function that raises is recorded in
+    `rollout.reward_errors` and leaves `rollout.reward` as None when it carried weight: never a silent 0.
+
+    Usage example:
+    ```python
+    from haystack_rl import Rollout, Rubric
+
+    def length(rollout):
+        return float(len(rollout.completion))
+
+    def nonempty(rollout):
+        return float(bool(rollout.completion))
+
+    rubric = Rubric.from_functions([nonempty, length], weights=[1.0, 0.0])
+    rollout = rubric.score(Rollout(example_id="0", rollout_index=0, seed=0))
+    assert rollout.reward == 0.0 and rollout.metrics == {"length": 0.0}
+    ```
+    """
+
+    def __init__(self, functions: list[RewardFunction] | None = None, normalize: bool = True) -> None:
+        self.functions: list[RewardFunction] = list(functions or [])
+        self.normalize = normalize
+        names = [f.name for f in self.functions]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Rubric: reward function names must be unique, got {names}")
+
+    @classmethod
+    def from_functions(
+        cls, functions: Sequence[Callable[..., Any]], weights: Sequence[float] | None = None, normalize: bool = True
+    ) -> Rubric:
+        """Build a rubric from plain functions (weights default to 1)."""
+        weights = list(weights) if weights is not None else [1.0] * len(functions)
+        if len(weights) != len(functions):
+            raise ValueError(f"Rubric: {len(functions)} functions but {len(weights)} weights")
+        return cls([RewardFunction(f, w) for f, w in zip(functions, weights)], normalize=normalize)
+
+    def add(self, func: Callable[..., Any], weight: float = 1.0, name: str = "", group: bool = False) -> Rubric:
+        """Add a reward function (returns self, so calls chain)."""
+        added = RewardFunction(func, weight, name, group)
+        if added.name in {f.name for f in self.functions}:
+            raise ValueError(f"Rubric: a reward function named {added.name!r} already exists")
+        self.functions.append(added)
+        return self
+
+    @property
+    def reward_names(self) -> list[str]:
+        """Names of the functions that carry weight."""
+        return [f.name for f in self.functions if f.weight != 0]
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Names of the weight-0 functions."""
+        return [f.name for f in self.functions if f.weight == 0]
+
+    def score(self, rollout: Rollout) -> Rollout:
+        """Score one rollout (group functions see a group of one)."""
+        return self.score_group([rollout])[0]
+
+    def score_group(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
+        """Score the rollouts of one example together; fills reward, rewards, metrics and reward_errors."""
+        start = time.perf_counter()
+        for fn in self.functions:
+            values = self._call(fn, rollouts)
+            for rollout, value in zip(rollouts, values):
+                if isinstance(value, BaseException):
+                    rollout.reward_errors[fn.name] = f"{type(value).__name__}: {value}"
+                elif fn.weight == 0:
+                    rollout.metrics[fn.name] = value
+                else:
+                    rollout.rewards[fn.name] = value
+        elapsed = (time.perf_counter() - start) / max(1, len(rollouts))
+        for rollout in rollouts:
+            rollout.reward = self._total(rollout)
+            rollout.timing["scoring_s"] = elapsed
+        return list(rollouts)
+
+    def _call(self, fn: RewardFunction, rollouts: Sequence[Rollout]) -> list[float | BaseException]:
+        try:
+            if fn.group:
+                values = list(fn.func(rollouts))
+                if len(values) != len(rollouts):
+                    raise ValueError(f"group function returned {len(values)} values for {len(rollouts)} rollouts")
+                return [float(v) for v in values]
+        except Exception as error:  # noqa: BLE001 - recorded on every rollout of the group
+            return [error] * len(rollouts)
+        out: list[float | BaseException] = []
+        for rollout in rollouts:
+            try:
+                out.append(float(fn.func(rollout)))
+            except Exception as error:  # noqa: BLE001 - recorded on the rollout, never a silent 0
+                out.append(error)
+        return out
+
+    def _total(self, rollout: Rollout) -> float | None:
+        weighted = [f for f in self.functions if f.weight != 0]
+        if any(f.name in rollout.reward_errors for f in weighted):
+            return None
+        total = sum(f.weight * rollout.rewards[f.name] for f in weighted)
+        scale = sum(f.weight for f in weighted if f.weight > 0) if self.normalize else 0.0
+        return total / scale if scale > 0 else total
+
+    @component.output_types(rollouts=list[Any])
+    def run(self, rollouts: list[Rollout]) -> dict[str, Any]:
+        """Score rollouts, grouped by `group_id`."""
+        groups: dict[str, list[Rollout]] = {}
+        for rollout in rollouts:
+            groups.setdefault(rollout.group_id, []).append(rollout)
+        for group in groups.values():
+            self.score_group(group)
+        return {"rollouts": rollouts}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize; functions are stored by import path, so they must be module-level functions."""
+        return default_to_dict(
+            self,
+            functions=[
+                {"function": serialize_callable(f.func), "weight": f.weight, "name": f.name, "group": f.group}
+                for f in self.functions
+            ],
+            normalize=self.normalize,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Rubric:
+        """Deserialize; function paths go through Haystack's deserialization allowlist."""
+        params = dict(data.get("init_parameters", {}))
+        params["functions"] = [
+            RewardFunction(deserialize_callable(f["function"]), f.get("weight", 1.0), f.get("name", ""), f.get("group", False))
+            for f in params.get("functions", [])
+        ]
+        return default_from_dict(cls, {**data, "init_parameters": params})
