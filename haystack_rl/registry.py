@@ -29,7 +29,7 @@ def available_environments() -> dict[str, str]:
     out: dict[str, str] = {}
     for name, loader in sorted(_loaders().items()):
         try:
-            module = importlib.import_module(loader) if isinstance(loader, str) else importlib.import_module(loader.module)
+            module = importlib.import_module(loader if isinstance(loader, str) else loader.module)
             doc = (module.__doc__ or "").strip().splitlines()
             out[name] = doc[0] if doc else ""
         except Exception as error:  # noqa: BLE001 - a broken plug-in must not hide the others

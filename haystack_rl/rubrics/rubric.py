@@ -172,7 +172,9 @@ class Rubric:
         """Deserialize; function paths go through Haystack's deserialization allowlist."""
         params = dict(data.get("init_parameters", {}))
         params["functions"] = [
-            RewardFunction(deserialize_callable(f["function"]), f.get("weight", 1.0), f.get("name", ""), f.get("group", False))
+            RewardFunction(
+                deserialize_callable(f["function"]), f.get("weight", 1.0), f.get("name", ""), bool(f.get("group"))
+            )
             for f in params.get("functions", [])
         ]
         return default_from_dict(cls, {**data, "init_parameters": params})

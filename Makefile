@@ -1,0 +1,29 @@
+# Set-up and the everyday commands. Every target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint
+setup: $(VENV)/.installed
+
+# torch first, pinned: on the project's machines this takes the CPU build from local disk;
+# an open range would pull a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+## The main job on the embedded default model.
+demo: setup
+	$(BIN)/haystack-rl eval reverse_text --model tiny -n 20 -r 2
+
+## The test suite.
+test: setup
+	$(BIN)/python -m pytest -q
+
+## Lint and type checks (run by CI).
+lint: setup
+	$(BIN)/ruff check haystack_rl envs tests bench examples
+	$(BIN)/mypy
