@@ -2,7 +2,14 @@
 
 from haystack.core.serialization import allow_deserialization_module
 
-from haystack_rl.environments import Environment, MultiTurnEnv, SingleTurnEnv, State
+from haystack_rl.environments import (
+    Environment,
+    EnvironmentCheckError,
+    MultiTurnEnv,
+    SingleTurnEnv,
+    State,
+    check_environment,
+)
 from haystack_rl.registry import available_environments, load_environment
 from haystack_rl.rollout import Rollout, Turn, read_rollouts, rollouts_to_dataset, write_rollouts
 from haystack_rl.rubrics import RewardFunction, Rubric, TagParser
@@ -31,4 +38,6 @@ __all__ = [
     "read_rollouts",
     "rollouts_to_dataset",
     "write_rollouts",
+    "EnvironmentCheckError",
+    "check_environment",
 ]

@@ -1,5 +1,6 @@
 """Policy generators: Haystack chat generators, some of which return token ids and logprobs."""
 
 from haystack_rl.generators.function import FunctionChatGenerator
+from haystack_rl.generators.transformers import ChatTemplateError, TransformersChatGenerator
 
-__all__ = ["FunctionChatGenerator"]
+__all__ = ["ChatTemplateError", "FunctionChatGenerator", "TransformersChatGenerator"]

@@ -1,0 +1,251 @@
+"""TransformersChatGenerator: token data, sampling, seeds, batching, tools, serialization; tool-call parsing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import torch
+from haystack.dataclasses import ChatMessage, ToolCall
+from haystack.tools import Tool
+
+from haystack_rl.generators import TransformersChatGenerator
+from haystack_rl.generators.tool_calls import parse_tool_calls
+
+USER = [ChatMessage.from_system("Be brief."), ChatMessage.from_user("Say something.")]
+
+
+def _check_reply(generator: TransformersChatGenerator, messages: list[ChatMessage], reply: ChatMessage) -> None:
+    meta = reply.meta
+    prompt, completion, logprobs = meta["prompt_ids"], meta["completion_ids"], meta["logprobs"]
+    assert generator.tokenizer.decode(prompt) == generator.render(messages)
+    assert 1 <= len(completion) == len(logprobs)
+    assert all(lp <= 1e-6 for lp in logprobs)
+    stopped = completion[-1] == generator.tokenizer.eos_token_id
+    assert meta["finish_reason"] == ("stop" if stopped else "length")
+    body = completion[:-1] if stopped else completion
+    assert generator.tokenizer.decode(body) == reply.text
+    assert meta["usage"] == {"prompt_tokens": len(prompt), "completion_tokens": len(completion),
+                             "total_tokens": len(prompt) + len(completion)}  # fmt: skip
+
+
+def test_reply_ids_decode_to_text(make_generator: Any) -> None:
+    generator = make_generator(max_new_tokens=20)
+    reply = generator.run(USER, generation_kwargs={"seed": 3})["replies"][0]
+    _check_reply(generator, USER, reply)
+    assert reply.meta["model"] == generator.model
+    assert len(reply.meta["completion_ids"]) <= 20
+
+
+def test_eos_is_generated_and_cut(make_generator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    generator = make_generator(max_new_tokens=50)
+    eos = generator.tokenizer.eos_token_id
+    original = generator._model.forward
+
+    def favour_eos_after_three(*args: Any, **kwargs: Any) -> Any:  # the 4th sampled token is always EOS
+        output = original(*args, **kwargs)
+        if kwargs["past_key_values"] is not None and kwargs["past_key_values"].get_seq_length() >= prompt_len + 3:
+            output.logits[:, -1, eos] += 1000.0
+        return output
+
+    prompt_len = len(generator.build_prompt(USER))
+    monkeypatch.setattr(generator._model, "forward", favour_eos_after_three)
+    reply = generator.run(USER, generation_kwargs={"seed": 0})["replies"][0]
+    assert reply.meta["finish_reason"] == "stop"
+    assert len(reply.meta["completion_ids"]) == 4 and reply.meta["completion_ids"][-1] == eos
+    assert "<|im_end|>" not in (reply.text or "")
+    _check_reply(generator, USER, reply)
+
+
+def test_seed_reproducibility(make_generator: Any) -> None:
+    generator = make_generator(max_new_tokens=24)
+
+    def ids(**kwargs: Any) -> list[int]:
+        return generator.run(USER, generation_kwargs=kwargs)["replies"][0].meta["completion_ids"]
+
+    assert ids(seed=11) == ids(seed=11)
+    assert ids(seed=11) != ids(seed=12)
+    assert ids(temperature=0) == ids(temperature=0)  # greedy needs no seed
+
+
+@pytest.mark.parametrize("temperature,top_p", [(1.0, 1.0), (0.7, 1.0), (1.3, 0.5), (0.0, 1.0)])
+def test_logprobs_match_the_sampling_distribution(make_generator: Any, temperature: float, top_p: float) -> None:
+    generator = make_generator(max_new_tokens=16)
+    reply = generator.run(USER, {"seed": 5, "temperature": temperature, "top_p": top_p})["replies"][0]
+    prompt, completion = reply.meta["prompt_ids"], reply.meta["completion_ids"]
+    with torch.no_grad():
+        logits = generator._model(input_ids=torch.tensor([prompt + completion])).logits[0].float()
+    rows = logits[len(prompt) - 1 : len(prompt) - 1 + len(completion)]
+    full = torch.log_softmax(rows / (temperature or 1.0), dim=-1)
+    expected = full[torch.arange(len(completion)), torch.tensor(completion)]
+    got = torch.tensor(reply.meta["logprobs"])
+    if top_p < 1.0:
+        assert torch.all(got >= expected - 1e-4) and torch.any(got > expected + 1e-3)  # renormalized nucleus
+        assert torch.all(got > float("-inf"))
+    else:
+        assert torch.allclose(got, expected, atol=1e-4)
+    if temperature == 0:
+        assert completion == rows.argmax(-1).tolist()
+
+
+def test_batched_run_async_matches_single_runs(make_generator: Any) -> None:
+    generator = make_generator(max_new_tokens=16)
+    calls: list[int] = []
+    original = generator._generate
+
+    def counting(requests: list[Any]) -> list[Any]:
+        calls.append(len(requests))
+        return original(requests)
+
+    generator._generate = counting  # type: ignore[method-assign]
+    conversations = [[ChatMessage.from_user("x" * (i * 7 + 1))] for i in range(8)]  # different lengths: padding
+
+    async def main() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(
+            generator.run_async(conversation, generation_kwargs={"seed": i, "max_new_tokens": 4 + i})
+            for i, conversation in enumerate(conversations)
+        ))  # fmt: skip
+
+    outputs = asyncio.run(main())
+    assert calls == [8]
+    generator._generate = original  # type: ignore[method-assign]
+    for i, (conversation, output) in enumerate(zip(conversations, outputs)):
+        reply = output["replies"][0]
+        _check_reply(generator, conversation, reply)
+        assert len(reply.meta["completion_ids"]) <= 4 + i
+        single = generator.run(conversation, generation_kwargs={"seed": i, "max_new_tokens": 4 + i})["replies"][0]
+        assert single.meta["completion_ids"] == reply.meta["completion_ids"]
+        assert single.meta["logprobs"] == pytest.approx(reply.meta["logprobs"], abs=1e-4)
+
+
+def test_max_batch_size_splits_batches(make_generator: Any) -> None:
+    generator = make_generator(max_new_tokens=3, max_batch_size=3)
+    calls: list[int] = []
+    original = generator._generate
+    generator._generate = lambda requests: calls.append(len(requests)) or original(requests)  # type: ignore
+
+    async def main() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(generator.run_async(USER, {"seed": i}) for i in range(8)))
+
+    outputs = asyncio.run(main())
+    assert sorted(calls, reverse=True) == [3, 3, 2] and len(outputs) == 8
+    asyncio.run(main())  # a second event loop gets its own batcher
+
+
+def test_generation_errors_reach_every_caller(make_generator: Any) -> None:
+    generator = make_generator()
+
+    def broken(requests: list[Any]) -> list[Any]:
+        raise RuntimeError("out of memory")
+
+    generator._generate = broken  # type: ignore[method-assign]
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(*(generator.run_async(USER) for _ in range(3)), return_exceptions=True)
+
+    assert [str(e) for e in asyncio.run(main())] == ["out of memory"] * 3
+
+
+def test_bad_arguments(make_generator: Any) -> None:
+    generator = make_generator()
+    with pytest.raises(ValueError, match="unsupported generation_kwargs"):
+        generator.run(USER, generation_kwargs={"temprature": 0.5})
+    with pytest.raises(ValueError, match="history"):
+        TransformersChatGenerator(history="rewrite")  # type: ignore[arg-type]
+    with pytest.raises(RuntimeError, match="warm_up"):
+        TransformersChatGenerator().build_prompt(USER)
+
+
+def test_serialization_round_trip(qwen3_think_template: Any) -> None:
+    generator = TransformersChatGenerator(
+        model="tiny",
+        max_new_tokens=8,
+        temperature=0.5,
+        top_p=0.9,
+        history="strict",
+        max_batch_size=4,
+        chat_template=str(qwen3_think_template),
+    )
+    data = generator.to_dict()
+    assert data["type"] == "haystack_rl.generators.transformers.TransformersChatGenerator"
+    restored = TransformersChatGenerator.from_dict(data)
+    assert restored.to_dict() == data
+    assert TransformersChatGenerator.from_dict(TransformersChatGenerator().to_dict()).model == "tiny"
+
+
+ADD = Tool(name="add", description="Add two numbers.", function=lambda a, b: a + b,
+           parameters={"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}})  # fmt: skip
+
+
+def test_tools_and_tool_messages_render_through_the_template(make_generator: Any) -> None:
+    generator = make_generator()
+    call = ToolCall(tool_name="add", arguments={"a": 1, "b": 2}, id="c0")
+    messages = [ChatMessage.from_user("1+2?"), ChatMessage.from_assistant(tool_calls=[call]),
+                ChatMessage.from_tool("3", origin=call)]  # fmt: skip
+    text = generator.render(messages, tools=[ADD])
+    assert '"name": "add", "description": "Add two numbers."' in text
+    assert (
+        '<|im_start|>assistant\n<tool_call>{"name": "add", "arguments": {"a": 1, "b": 2}}</tool_call><|im_end|>' in text
+    )
+    assert text.endswith("<|im_start|>tool\n3<|im_end|>\n<|im_start|>assistant\n")
+    reply = generator.run(messages, tools=[ADD])["replies"][0]
+    assert generator.tokenizer.decode(reply.meta["prompt_ids"]) == text
+
+
+def test_tool_calls_are_parsed_into_the_reply(make_generator: Any, scripted: Any) -> None:
+    generator = make_generator()
+    completion = (
+        'Let me add.<tool_call>{"name": "add", "arguments": {"a": 1, "b": {"nested": [1, 2]}}}</tool_call>'
+        '<tool_call>{"name": "add", "arguments": "{\\"a\\": 5, \\"b\\": 6}"}</tool_call><|im_end|>'
+    )
+    scripted(generator, [completion, completion, "<tool_call>{oops}</tool_call><|im_end|>"])
+    reply = generator.run([ChatMessage.from_user("add")], tools=[ADD])["replies"][0]
+    assert reply.text == "Let me add."
+    assert [(c.tool_name, c.arguments) for c in reply.tool_calls] == [("add", {"a": 1, "b": {"nested": [1, 2]}}),
+                                                                     ("add", {"a": 5, "b": 6})]  # fmt: skip
+    assert len({c.id for c in reply.tool_calls}) == 2 and "tool_call_errors" not in reply.meta
+    no_tools = generator.run([ChatMessage.from_user("add")])["replies"][0]  # without tools: plain text
+    assert not no_tools.tool_calls and no_tools.text == completion.removesuffix("<|im_end|>")
+    bad = generator.run([ChatMessage.from_user("add")], tools=[ADD])["replies"][0]
+    assert not bad.tool_calls and bad.text == "<tool_call>{oops}</tool_call>"
+    assert "invalid JSON" in bad.meta["tool_call_errors"][0]
+
+
+# --- tool-call parsing (haystack_rl/generators/tool_calls.py) -------------------------------------------
+
+
+def test_parse_several_calls_with_nested_arguments() -> None:
+    args = {"query": {"filters": [{"field": "year", "op": ">", "value": 2020}], "text": 'a </b> "c"'}, "k": 3}
+    text = ("Thinking...\n<tool_call>\n" + json.dumps({"name": "search", "arguments": args}) + "\n</tool_call>\n"
+            '<tool_call>{"name": "clock", "arguments": {}}</tool_call>'
+            '<tool_call>{"name": "noargs"}</tool_call>')  # fmt: skip
+    parsed = parse_tool_calls(text, id_prefix="t")
+    assert [c.tool_name for c in parsed.tool_calls] == ["search", "clock", "noargs"]
+    assert parsed.tool_calls[0].arguments == args
+    assert parsed.tool_calls[2].arguments == {}
+    assert [c.id for c in parsed.tool_calls] == ["t_0", "t_1", "t_2"]
+    assert parsed.text == "Thinking..." and parsed.errors == []
+
+
+def test_parse_malformed_calls_stay_in_the_text() -> None:
+    text = ('ok <tool_call>{"name": "a", "arguments": {"x": 1}}</tool_call>'
+            '<tool_call>{"name": "b", "arguments": {"x": </tool_call>'
+            '<tool_call>["not", "an", "object"]</tool_call>'
+            '<tool_call>{"arguments": {}}</tool_call>'
+            '<tool_call>{"name": "c", "arguments": [1]}</tool_call>'
+            ' tail <tool_call>{"name": "d"')  # fmt: skip
+    parsed = parse_tool_calls(text)
+    assert [c.tool_name for c in parsed.tool_calls] == ["a"]
+    assert len(parsed.errors) == 5
+    assert "invalid JSON" in parsed.errors[0] and "JSON object" in parsed.errors[1]
+    assert "name" in parsed.errors[2] and "'arguments' must be" in parsed.errors[3]
+    assert "unterminated" in parsed.errors[4]
+    assert parsed.text.startswith('ok <tool_call>{"name": "b", "arguments": {"x": </tool_call>')
+    assert parsed.text.endswith(' tail <tool_call>{"name": "d"')
+
+
+def test_parse_plain_text_is_untouched() -> None:
+    parsed = parse_tool_calls("  just text\n")
+    assert parsed.text == "  just text\n" and parsed.tool_calls == [] and parsed.errors == []
