@@ -1,0 +1,432 @@
+"""The `haystack-rl` command: list environments, evaluate a model on one, run a YAML pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="haystack-rl",
+    help="RL environments for LLMs, built as Haystack components.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+RUN_CONFIG_FILE = "run.json"
+#: run.json keys that must match for `--resume` (the others, e.g. -n or -c, may change between runs).
+RESUME_KEYS = ("env", "env_args", "model", "base_url", "rollouts_per_example", "seed", "split",
+               "max_tokens", "temperature")  # fmt: skip
+DUMMY_API_KEY = "no-key"  # sent to local servers when no --api-key-env is given
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit code 2."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line error to stderr and return the exit to raise (code 2)."""
+    one_line = escape(" ".join(message.split()))
+    err_console.print(f"[bold red]error:[/bold red] {one_line}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+# --- envs ---------------------------------------------------------------------------------------
+@app.command("envs")
+def envs_command() -> None:
+    """List the environments `eval` can use, with a one-line description each."""
+    from haystack_rl.registry import available_environments
+
+    table = Table(title="environments", header_style="bold")
+    table.add_column("name")
+    table.add_column("description")
+    for name, description in available_environments().items():
+        table.add_row(name, description)
+    console.print(table)
+
+
+# --- eval ---------------------------------------------------------------------------------------
+def model_slug(model: str) -> str:
+    """A file-name-safe short name for a model spec (`baseline:oracle` -> `baseline-oracle`)."""
+    name = model.rstrip("/\\")
+    if os.sep in name or "/" in name:
+        name = Path(name).name or name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+def parse_env_args(text: str | None) -> dict[str, Any]:
+    """Parse `-a` JSON into keyword arguments for `load_environment`."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"-a/--env-args is not valid JSON ({error.msg} at position {error.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise CliError(f"-a/--env-args must be a JSON object like '{{\"max_chars\": 20}}', got {text!r}")
+    return value
+
+
+def build_policy(
+    model: str,
+    environment: Any,
+    base_url: str | None,
+    api_key_env: str | None,
+    max_tokens: int,
+    temperature: float,
+) -> tuple[Any, dict[str, Any]]:
+    """
+    The policy generator for a `--model` spec, and the generation kwargs to run it with.
+
+    `baseline:NAME` -> the environment's scripted baseline; with `--base-url` -> `OpenAIChatGenerator`
+    on that server; `tiny` or an existing directory -> the in-process `TransformersChatGenerator`.
+    """
+    if model.startswith("baseline:"):
+        from haystack_rl.generators import FunctionChatGenerator
+
+        name = model.split(":", 1)[1]
+        baselines = environment.baselines()
+        if name not in baselines:
+            known = ", ".join(f"baseline:{b}" for b in sorted(baselines)) or "none"
+            raise CliError(f"{environment.name} has no baseline {name!r}; available: {known}")
+        return FunctionChatGenerator(baselines[name], name=name), {}
+    if base_url:
+        from haystack.components.generators.chat import OpenAIChatGenerator
+        from haystack.utils import Secret
+
+        if api_key_env:
+            if not os.environ.get(api_key_env):
+                raise CliError(f"--api-key-env {api_key_env}: that environment variable is not set")
+            api_key = Secret.from_env_var(api_key_env)
+        else:
+            api_key = Secret.from_token(DUMMY_API_KEY)
+        # one "completion truncated" warning per reply would scroll the progress bar away; the
+        # finish reason is kept in each reply's meta in results.jsonl
+        logging.getLogger("haystack.components.generators.chat.openai").setLevel(logging.ERROR)
+        kwargs = {"max_tokens": max_tokens, "temperature": temperature}
+        return OpenAIChatGenerator(api_key=api_key, model=model, api_base_url=base_url, max_retries=1), kwargs
+    if model == "tiny" or Path(model).is_dir():
+        from haystack_rl.generators.transformers import TransformersChatGenerator
+
+        generator = TransformersChatGenerator(model=model, max_new_tokens=max_tokens, temperature=temperature)
+        return generator, {}
+    raise CliError(
+        f"model directory not found: {model!r}; use tiny, an existing model directory, baseline:NAME, "
+        "or a served model name with --base-url URL"
+    )
+
+
+def check_resume(output_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume into a directory whose run.json was written for a different run."""
+    path = output_dir / RUN_CONFIG_FILE
+    if not path.exists():
+        raise CliError(f"--resume: {path} not found; is {output_dir} the output directory of an earlier eval?")
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CliError(f"--resume: {path} is not valid JSON ({error.msg})") from None
+    differences = [
+        f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now"
+        for key in RESUME_KEYS
+        if previous.get(key) != config.get(key)
+    ]
+    if differences:
+        raise CliError(f"--resume: {output_dir} holds a different run ({'; '.join(differences)})")
+
+
+def count_finished_groups(results: Path, example_ids: set[str], rollouts_per_example: int) -> int:
+    """How many of these examples already have a complete group in results.jsonl (for the progress bar)."""
+    from haystack_rl.rollout import read_rollouts
+
+    seen: dict[str, set[int]] = {}
+    for rollout in read_rollouts(results):
+        seen.setdefault(rollout.example_id, set()).add(rollout.rollout_index)
+    wanted = set(range(rollouts_per_example))
+    return sum(1 for key, indices in seen.items() if key in example_ids and indices == wanted)
+
+
+@app.command("eval")
+def eval_command(
+    env: str = typer.Argument(..., help="Environment name (see `haystack-rl envs`)."),
+    model: str = typer.Option(
+        "tiny",
+        "--model",
+        "-m",
+        help="tiny | a local model directory | baseline:NAME | a served model name (with --base-url).",
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Name of the environment variable holding the API key (never the key itself)."
+    ),
+    num_examples: int = typer.Option(10, "--num-examples", "-n", help="Examples to evaluate (-1: all)."),
+    rollouts_per_example: int = typer.Option(1, "--rollouts-per-example", "-r", min=1, help="Rollouts per example."),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="Episodes in flight at once."),
+    env_args: str | None = typer.Option(None, "--env-args", "-a", help="JSON object of load_environment arguments."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max new tokens per model reply."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature."),
+    seed: int = typer.Option(0, "--seed", help="Run seed (each example's group seed derives from it)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output directory (default: outputs/evals/...)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --output."),
+    split: str = typer.Option("eval", "--split", help="Dataset split: eval or train."),
+) -> None:
+    """Evaluate a model on an environment; rollouts stream to results.jsonl, the summary to metadata.json."""
+    try:
+        _eval(env, model, base_url, api_key_env, num_examples, rollouts_per_example, concurrency, env_args,
+              max_tokens, temperature, seed, output, resume, split)  # fmt: skip
+    except CliError as error:
+        raise fail(str(error)) from None
+
+
+def _eval(
+    env_name: str,
+    model: str,
+    base_url: str | None,
+    api_key_env: str | None,
+    num_examples: int,
+    rollouts_per_example: int,
+    concurrency: int,
+    env_args_text: str | None,
+    max_tokens: int,
+    temperature: float,
+    seed: int,
+    output: Path | None,
+    resume: bool,
+    split: str,
+) -> None:
+    from haystack_rl.registry import available_environments, load_environment
+    from haystack_rl.results import ResultsWriter, print_summary
+    from haystack_rl.runner import RESULTS_FILE, RolloutRunner
+
+    env_args = parse_env_args(env_args_text)
+    if split not in ("eval", "train"):
+        raise CliError(f"--split must be eval or train, got {split!r}")
+    if env_name not in available_environments():
+        raise CliError(f"unknown environment {env_name!r}; available: {', '.join(available_environments())}")
+    try:
+        environment = load_environment(env_name, **env_args)
+    except (TypeError, ValueError) as error:
+        raise CliError(f"{env_name}: cannot build the environment with {env_args}: {error}") from None
+    policy, generation_kwargs = build_policy(model, environment, base_url, api_key_env, max_tokens, temperature)
+    if hasattr(policy, "warm_up"):
+        try:
+            policy.warm_up()  # load a local model now, so a bad directory is a clear error, not a traceback
+        except Exception as error:  # noqa: BLE001 - reported as a user error about --model
+            raise CliError(f"cannot load model {model!r}: {type(error).__name__}: {error}") from None
+
+    config = {
+        "env": env_name,
+        "env_args": env_args,
+        "model": model,
+        "base_url": base_url,
+        "api_key_env": api_key_env,
+        "num_examples": num_examples,
+        "rollouts_per_example": rollouts_per_example,
+        "concurrency": concurrency,
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "seed": seed,
+        "split": split,
+    }
+    if resume:
+        if output is None:
+            raise CliError("--resume needs --output DIR (the directory of the interrupted run)")
+        check_resume(output, config)
+    else:
+        if output is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            output = Path("outputs") / "evals" / f"{env_name}--{model_slug(model)}--{stamp}"
+        if (output / RESULTS_FILE).exists() or (output / RUN_CONFIG_FILE).exists():
+            raise CliError(f"{output} already holds a run; pass --resume to finish it, or choose another --output")
+    output.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(["haystack-rl", *sys.argv[1:]])
+    (output / RUN_CONFIG_FILE).write_text(json.dumps({**config, "command": command}, indent=2) + "\n", encoding="utf-8")
+
+    examples = environment.examples(split, None if num_examples < 0 else num_examples)
+    runner = RolloutRunner(
+        environment, policy, rollouts_per_example=rollouts_per_example, concurrency=concurrency,
+        generation_kwargs=generation_kwargs, seed=seed, split=split, output_dir=str(output),
+    )  # fmt: skip
+    already = count_finished_groups(output / RESULTS_FILE, {str(e["id"]) for e in examples}, rollouts_per_example)
+    resuming = f" (resuming: {already} groups done)" if already else ""
+    console.print(
+        f"[bold]{escape(env_name)}[/bold] · model [bold]{escape(model)}[/bold] · {len(examples)} examples"
+        f" × {rollouts_per_example} rollouts → {escape(str(output))}{resuming}",
+        highlight=False,
+    )
+    start = time.perf_counter()
+    new_rollouts = 0
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("groups", total=len(examples), completed=already)
+
+        def on_group(group: list[Any]) -> None:
+            nonlocal new_rollouts
+            new_rollouts += len(group)
+            progress.advance(task)
+
+        rollouts = asyncio.run(runner.generate(examples, on_group=on_group))
+    wall_time = time.perf_counter() - start
+    run_info = {
+        "command": command,
+        "config": config,
+        "output_dir": str(output),
+        "wall_time_s": wall_time,
+        "timed_rollouts": new_rollouts,
+        "resumed_rollouts": len(rollouts) - new_rollouts,
+    }
+    writer = ResultsWriter(str(output), breakdowns=list(environment.summary_breakdowns))
+    summary = writer.run(rollouts, run_info=run_info)["summary"]
+    print_summary(summary, console, title=f"{env_name} · {model}")
+    console.print(f"results: {output / RESULTS_FILE} · metadata: {output / 'metadata.json'}", highlight=False)
+
+
+# --- run ----------------------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`component.param.sub=value` -> (["component", "param", "sub"], value parsed as a YAML scalar)."""
+    import yaml
+
+    key, sep, raw = text.partition("=")
+    path = [part for part in key.strip().split(".")]
+    if not sep or len(path) < 2 or not all(path):
+        raise CliError(f"--set {text!r}: expected COMPONENT.PARAM[.SUB...]=VALUE, e.g. runner.num_examples=4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise CliError(f"--set {text!r}: the value is not a YAML scalar ({error})") from None
+    return path, value
+
+
+def apply_override(pipeline_dict: dict[str, Any], path: list[str], value: Any) -> None:
+    """
+    Set an init parameter in a pipeline dict. Nested components are entered through their
+    `init_parameters` (`runner.policy.model`); plain dicts directly (`runner.generation_kwargs.seed`).
+    """
+    components = pipeline_dict.get("components") or {}
+    name = path[0]
+    if name not in components:
+        raise CliError(f"--set {'.'.join(path)}: no component {name!r}; the pipeline has: {', '.join(components)}")
+    node: dict[str, Any] = components[name].setdefault("init_parameters", {}) or {}
+    components[name]["init_parameters"] = node
+    for depth, part in enumerate(path[1:-1], start=1):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            where = ".".join(path[: depth + 1])
+            raise CliError(f"--set {'.'.join(path)}: {where} is not a component or a mapping, cannot go inside it")
+        if "type" in child and "init_parameters" in child:
+            child = child["init_parameters"] if child["init_parameters"] is not None else {}
+        node = child
+    node[path[-1]] = value
+
+
+def load_pipeline(path: Path, overrides: list[str]) -> Any:
+    """Read a YAML pipeline, apply `--set` overrides, and build it with `Pipeline.loads` (never unsafe)."""
+    import yaml
+    from haystack import Pipeline
+
+    import haystack_rl  # noqa: F401 - allowlists our modules for YAML loading
+
+    if not path.is_file():
+        raise CliError(f"pipeline file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise CliError(f"{path}: not valid YAML: {' '.join(str(error).split())}") from None
+    if not isinstance(data, dict) or "components" not in data:
+        raise CliError(f"{path}: not a Haystack pipeline (no 'components' mapping at the top)")
+    for text in overrides:
+        apply_override(data, *parse_override(text))
+    try:
+        return Pipeline.loads(yaml.safe_dump(data, sort_keys=False), allowed_modules=list(haystack_rl.TRUSTED_MODULES))
+    except Exception as error:  # noqa: BLE001 - any loading failure is a user error about this file
+        raise CliError(f"{path}: cannot load the pipeline: {_loading_problem(error)}") from None
+
+
+def _loading_problem(error: Exception) -> str:
+    """The useful part of a Haystack loading error (its messages embed the whole component data)."""
+    message = " ".join(str(error).split())
+    where = re.search(r"deserialize component '([^']+)'", message)
+    if "Original error:" in message:
+        message = message.split("Original error:", 1)[1].strip()
+    message = message.split(" If you trust the source", 1)[0]
+    return (f"component {where.group(1)!r}: " if where else "") + message
+
+
+@app.command("run")
+def run_command(
+    pipeline: Path = typer.Argument(..., help="A Haystack pipeline YAML file."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Override an init parameter: COMPONENT.PARAM[.SUB...]=VALUE (value read as YAML)."
+    ),
+) -> None:
+    """Run a YAML pipeline (e.g. pipelines/reverse_text_eval.yml) and print its summary if it has one."""
+    from haystack_rl.results import ResultsWriter, print_summary
+
+    try:
+        loaded = load_pipeline(pipeline, overrides)
+    except CliError as error:
+        raise fail(str(error)) from None
+    command = shlex.join(["haystack-rl", *sys.argv[1:]])
+    data: dict[str, dict[str, Any]] = {}
+    for name, instance in loaded.walk():
+        if isinstance(instance, ResultsWriter):
+            data[name] = {"run_info": {"command": command, "pipeline": str(pipeline), "overrides": list(overrides)}}
+    console.print(f"running {pipeline}" + (f" with {', '.join(overrides)}" if overrides else ""), highlight=False)
+    start = time.perf_counter()
+    try:
+        outputs = loaded.run(data)
+    except Exception as error:  # noqa: BLE001 - report which component failed, in one line
+        err_console.print(
+            f"[bold red]error:[/bold red] {escape(f'{pipeline}: the pipeline failed: {error}')}", highlight=False
+        )
+        raise typer.Exit(code=1) from None
+    elapsed = time.perf_counter() - start
+    printed = False
+    for name, result in outputs.items():
+        if isinstance(result, dict) and isinstance(result.get("summary"), dict):
+            summary = result["summary"]
+            if summary.get("wall_time_s") is None:
+                summary = {
+                    **summary,
+                    "wall_time_s": elapsed,
+                    "rollouts_per_s": summary["n"] / elapsed if elapsed else None,
+                }
+            print_summary(summary, console, title=f"{pipeline.name} · {name}")
+            printed = True
+    if not printed:
+        console.print(f"finished in {elapsed:.1f} s; outputs: {', '.join(outputs) or 'none'}", highlight=False)
+
+
+# --- train --------------------------------------------------------------------------------------
+# >>> The `train` command is registered HERE by the training module (haystack_rl.training.cli), e.g.:
+# from haystack_rl.training.cli import train
+# app.command("train")(train)
+# <<<
+
+
+def main() -> None:
+    """Entry point for `python -m haystack_rl.cli`."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Kill a real `haystack-rl eval` subprocess midway (SIGKILL), resume it, and check every rollout is there once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from haystack_rl.rollout import read_rollouts
+
+N_EXAMPLES, R = 12, 3
+PLUGIN = '''
+"""slow_reverse: reverse_text with a slow oracle (test-only plug-in, registered by entry point)."""
+import time
+
+from haystack_rl_envs.reverse_text import ReverseTextEnv, oracle_baseline
+
+
+def slow_oracle(messages, rng):
+    time.sleep(0.12)  # blocks the event loop: rollouts finish one by one
+    return oracle_baseline(messages, rng)
+
+
+class SlowReverseEnv(ReverseTextEnv):
+    name = "slow_reverse"
+
+    def baselines(self):
+        return {"slow_oracle": slow_oracle}
+
+
+def load_environment(**kwargs):
+    return SlowReverseEnv(**kwargs)
+'''
+
+
+def command(*args):
+    script = Path(sys.executable).parent / "haystack-rl"
+    prefix = [str(script)] if script.exists() else [sys.executable, "-m", "haystack_rl.cli"]
+    return [*prefix, *map(str, args)]
+
+
+@pytest.fixture
+def plugin_env(tmp_path):
+    """A third-party environment on PYTHONPATH with its entry point (a *.dist-info folder)."""
+    site = tmp_path / "site"
+    (site / "slow_reverse_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "slow_reverse.py").write_text(textwrap.dedent(PLUGIN))
+    info = site / "slow_reverse_plugin-0.1.dist-info"
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-reverse-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[haystack_rl.environments]\nslow_reverse = slow_reverse:load_environment\n")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
+    env["COLUMNS"] = "120"
+    return env
+
+
+def count_lines(path):
+    return path.read_bytes().count(b"\n") if path.exists() else 0
+
+
+@pytest.mark.slow
+def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
+    out = tmp_path / "run"
+    results = out / "results.jsonl"
+    args = ["eval", "slow_reverse", "--model", "baseline:slow_oracle", "-n", N_EXAMPLES, "-r", R, "-c", 4, "-o", out]
+    process = subprocess.Popen(command(*args), env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 40
+        while count_lines(results) < 2 * R:
+            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
+            assert time.monotonic() < deadline, "the eval wrote no results in 40 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    done_before = count_lines(results)
+    assert process.returncode == -signal.SIGKILL, (process.returncode, done_before)
+    assert 2 * R <= done_before < N_EXAMPLES * R, f"the run was not interrupted midway ({done_before} lines)"
+    assert not (out / "metadata.json").exists()
+
+    # Make the crash worse: a stray rollout of an unfinished group, then a torn (half-written) last line.
+    lines = results.read_text().splitlines()
+    finished = {json.loads(line)["example_id"] for line in lines}
+    pending = next(f"eval-{i}" for i in range(N_EXAMPLES) if f"eval-{i}" not in finished)
+    stray = json.loads(lines[0]) | {"example_id": pending, "rollout_index": 0, "reward": 0.123, "group_id": "stray"}
+    with open(results, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(stray) + "\n")
+        handle.write(lines[-1][: len(lines[-1]) // 2].replace(json.loads(lines[-1])["example_id"], pending))
+
+    resumed = subprocess.run(command(*args, "--resume"), env=plugin_env, capture_output=True, text=True, timeout=90)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming" in resumed.stdout, resumed.stdout
+
+    raw = results.read_text()
+    assert raw.endswith("\n")
+    records = [json.loads(line) for line in raw.splitlines()]  # every line is whole JSON
+    keys = [(r["example_id"], r["rollout_index"]) for r in records]
+    assert len(keys) == len(set(keys)) == N_EXAMPLES * R
+    assert set(keys) == {(f"eval-{i}", j) for i in range(N_EXAMPLES) for j in range(R)}
+    assert all(r["reward"] == 1.0 and r["group_id"] != "stray" for r in records), [
+        r for r in records if r["reward"] != 1
+    ]
+    assert len(list(read_rollouts(results))) == N_EXAMPLES * R
+
+    metadata = json.loads((out / "metadata.json").read_text())
+    assert metadata["summary"]["n"] == N_EXAMPLES * R and metadata["summary"]["reward_mean"] == 1.0
+    assert metadata["run"]["resumed_rollouts"] >= 2 * R
+    assert metadata["command"].startswith("haystack-rl eval slow_reverse --model baseline:slow_oracle")
+    assert metadata["command"].endswith("--resume")
+
+
+def test_the_plugin_is_listed_by_envs(plugin_env):
+    listed = subprocess.run(command("envs"), env=plugin_env, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and "slow_reverse" in listed.stdout
