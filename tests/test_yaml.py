@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from pathlib import Path
 
@@ -6,10 +5,11 @@ import pytest
 import yaml
 from haystack import Pipeline
 from haystack.core.errors import DeserializationError
+from transformers import AutoTokenizer
 from typer.testing import CliRunner
 
 import haystack_rl  # noqa: F401 - allowlists our modules
-from haystack_rl import RolloutRunner, Rubric, TagParser
+from haystack_rl import RolloutRunner, Rubric, TagParser, read_rollouts
 from haystack_rl.cli import app
 from haystack_rl.generators import FunctionChatGenerator
 from haystack_rl.results import ResultsWriter
@@ -22,17 +22,8 @@ PIPELINES = [
     for path in sorted((Path(__file__).parent.parent / "pipelines").glob("*.yml"))
     if "components" in (yaml.safe_load(path.read_text()) or {})
 ]
-HAS_TRANSFORMERS_GENERATOR = importlib.util.find_spec("haystack_rl.generators.transformers") is not None
-
-
-def needs_generator(path):
-    return "TransformersChatGenerator" in path.read_text()
-
-
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
 def test_pipeline_loads_without_unsafe_and_round_trips(path):
-    if needs_generator(path) and not HAS_TRANSFORMERS_GENERATOR:
-        pytest.skip("haystack_rl.generators.transformers is not there yet")
     pipeline = Pipeline.loads(path.read_text())  # no unsafe=True, no extra allowed_modules
     first = pipeline.to_dict()
     again = Pipeline.loads(pipeline.dumps())
@@ -134,3 +125,29 @@ def test_run_command_broken_yaml(tmp_path):
     result = CliRunner().invoke(app, ["run", str(unknown)])
     assert result.exit_code == 2 and "NoSuchWriter" in result.output + (result.stderr or ""), result.output
     assert yaml.safe_load(BASELINE.read_text())["components"]["runner"]["type"] == "haystack_rl.runner.RolloutRunner"
+
+
+def test_tic_tac_toe_pipeline_plays_full_games_with_the_tiny_model(tmp_path, tiny_model_path):
+    out = tmp_path / "ttt"
+    result = CliRunner().invoke(app, [
+        "run", str(BASELINE.parent / "tic_tac_toe_eval.yml"),
+        "--set", f"runner.output_dir={out}", "--set", f"writer.output_dir={out}",
+        "--set", "runner.num_examples=2", "--set", "runner.policy.max_new_tokens=12",
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rollouts = list(read_rollouts(out / "results.jsonl"))
+    assert len(rollouts) == 4 and all(r.error is None for r in rollouts)
+    summary = json.loads((out / "metadata.json").read_text())["summary"]
+    assert set(summary["breakdowns"]) == {"model_starts", "opponent"}
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    for rollout in rollouts:
+        assert rollout.stop_reason in ("done", "max_turns") and len(rollout.turns) >= 1
+        ids, mask, _ = rollout.completion_tokens()  # raises if a turn broke the prefix property
+        assert sum(mask) == rollout.num_completion_tokens
+        if len(rollout.turns) > 1:
+            assert 0 in mask  # board updates and retries are environment tokens
+        replies = [m.text for m in rollout.messages if m.is_from("assistant")]
+        for turn, reply in zip(rollout.turns, replies, strict=True):
+            ids = turn.completion_ids
+            body = ids[:-1] if ids[-1] == tokenizer.eos_token_id else ids
+            assert tokenizer.decode(body, skip_special_tokens=False) == reply
