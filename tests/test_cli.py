@@ -137,3 +137,25 @@ def test_set_override_paths():
     assert params["policy"]["init_parameters"]["model"] == "/ckpt"
     assert params["generation_kwargs"] == {"temperature": 0.5} and params["num_examples"] == 4
     assert parse_override("a.b=null")[1] is None and parse_override("a.b=true")[1] is True
+
+
+def test_eval_tiny_model_writes_token_exact_rollouts(tmp_path, tiny_model_path):
+    from transformers import AutoTokenizer
+
+    out = tmp_path / "tiny"
+    result = invoke("eval", "reverse_text", "--model", "tiny", "-n", "8", "-r", "4", "--max-tokens", "24",
+                    "--output", str(out))  # fmt: skip
+    assert result.exit_code == 0, output_of(result)
+    rollouts = list(read_rollouts(out / "results.jsonl"))
+    assert len(rollouts) == 32 and {r.key for r in rollouts} == {(f"eval-{i}", j) for i in range(8) for j in range(4)}
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    for rollout in rollouts:
+        (turn,) = rollout.turns
+        assert turn.prompt_ids == tokenizer.apply_chat_template(
+            [{"role": m.role.value, "content": m.text} for m in rollout.messages[:-1]],
+            add_generation_prompt=True, tokenize=True, return_dict=False,
+        )  # fmt: skip
+        ids = turn.completion_ids
+        body = ids[:-1] if ids[-1] == tokenizer.eos_token_id else ids
+        assert tokenizer.decode(body, skip_special_tokens=False) == rollout.completion
+        assert len(turn.logprobs or []) == len(ids) and all(lp <= 0 for lp in turn.logprobs or [])
