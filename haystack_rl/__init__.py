@@ -8,6 +8,7 @@ from haystack_rl.environments import (
     MultiTurnEnv,
     SingleTurnEnv,
     State,
+    ToolEnv,
     check_environment,
 )
 from haystack_rl.registry import available_environments, load_environment
@@ -40,4 +41,5 @@ __all__ = [
     "write_rollouts",
     "EnvironmentCheckError",
     "check_environment",
+    "ToolEnv",
 ]

@@ -56,7 +56,12 @@ async def play_episode(
 
     The policy's sampling seed differs per rollout and turn (so a group explores), while the
     environment's seed is the group's (so every rollout of a group faces the same environment).
+    A Haystack `Agent` as the policy plays the whole episode itself (see `play_agent_episode`).
     """
+    if _is_agent(policy):
+        from haystack_rl.agent_policy import play_agent_episode
+
+        return await play_agent_episode(environment, policy, example, seed, rollout_index, generation_kwargs)
     rollout = Rollout(example_id=str(example["id"]), rollout_index=rollout_index, seed=seed,
                       environment=environment.name, example=example)  # fmt: skip
     start = time.perf_counter()
@@ -98,6 +103,12 @@ async def play_episode(
         rollout.info = dict(state.info)
     rollout.timing.update(generation_s=generation_s, env_s=env_s, total_s=time.perf_counter() - start)
     return rollout
+
+
+def _is_agent(policy: Any) -> bool:
+    from haystack.components.agents import Agent
+
+    return isinstance(policy, Agent)
 
 
 @component

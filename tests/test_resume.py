@@ -22,7 +22,7 @@ from haystack_rl_envs.reverse_text import ReverseTextEnv, oracle_baseline
 
 
 def slow_oracle(messages, rng):
-    time.sleep(0.12)  # blocks the event loop: rollouts finish one by one
+    time.sleep(0.25)  # blocks the event loop: rollouts finish one by one
     return oracle_baseline(messages, rng)
 
 
@@ -70,10 +70,10 @@ def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
     args = ["eval", "slow_reverse", "--model", "baseline:slow_oracle", "-n", N_EXAMPLES, "-r", R, "-c", 4, "-o", out]
     process = subprocess.Popen(command(*args), env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 120  # start-up alone can take long on a loaded 2-core machine
         while count_lines(results) < 2 * R:
             assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-            assert time.monotonic() < deadline, "the eval wrote no results in 40 s"
+            assert time.monotonic() < deadline, "the eval wrote no results in 120 s"
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)

@@ -42,7 +42,8 @@ def check_environment(
     and, when the policy returns token data, the prefix property and env masks of `completion_tokens()`.
 
     :param env: The environment to check.
-    :param policy: A deterministic scripted policy: a function `(messages, rng) -> reply text` or any
+    :param policy: A deterministic scripted policy: a function `(messages, rng) -> reply text` (or an
+        assistant ChatMessage) or any
         Haystack chat generator. Default: the environment's first baseline, else a policy that echoes
         the last message.
     :param seeds: Episode seeds to try.
@@ -96,7 +97,10 @@ def _as_policy(env: Environment, policy: Any) -> Policy:
         generator = policy
 
         def call_generator(messages: list[ChatMessage], seed: int) -> ChatMessage:
-            replies = generator.run(messages=list(messages), generation_kwargs={"seed": seed}).get("replies") or []
+            kwargs: dict[str, Any] = {"messages": list(messages), "generation_kwargs": {"seed": seed}}
+            if getattr(env, "tools", None) is not None:
+                kwargs["tools"] = env.tools  # type: ignore[attr-defined]
+            replies = generator.run(**kwargs).get("replies") or []
             if not replies:
                 raise EnvironmentCheckError(f"the policy {type(generator).__name__} returned no reply")
             return replies[0]
@@ -106,7 +110,8 @@ def _as_policy(env: Environment, policy: Any) -> Policy:
         function = policy
 
         def call_function(messages: list[ChatMessage], seed: int) -> ChatMessage:
-            return ChatMessage.from_assistant(str(function(list(messages), random.Random(seed))))
+            out = function(list(messages), random.Random(seed))
+            return out if isinstance(out, ChatMessage) else ChatMessage.from_assistant(str(out))
 
         return call_function
     raise EnvironmentCheckError(f"policy {policy!r} is neither a function (messages, rng) -> str nor a chat generator")
@@ -285,7 +290,9 @@ class _PolicyGenerator:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
 
-    def run(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
+    def run(
+        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None, tools: Any = None
+    ) -> dict[str, Any]:
         turn = sum(m.is_from("assistant") for m in messages)
         return {"replies": [self.policy(messages, turn)]}
 

@@ -10,7 +10,7 @@ from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 from haystack.utils import deserialize_callable, serialize_callable
 
-PolicyFn = Callable[[list[ChatMessage], random.Random], str]
+PolicyFn = Callable[[list[ChatMessage], random.Random], "str | ChatMessage"]
 
 
 @component
@@ -18,7 +18,8 @@ class FunctionChatGenerator:
     """
     Wraps `fn(messages, rng) -> reply text` as a chat generator, so scripted policies (an environment's
     baselines: oracle, random, minimax...) run anywhere a model does. `rng` is seeded from
-    `generation_kwargs["seed"]` when given, so runs are reproducible.
+    `generation_kwargs["seed"]` when given, so runs are reproducible. The function may also return an
+    assistant `ChatMessage` (e.g. one with tool calls); its meta gets the baseline's `model` name.
 
     Usage example:
     ```python
@@ -38,18 +39,27 @@ class FunctionChatGenerator:
         self.name = name or getattr(function, "__name__", "function")
 
     @component.output_types(replies=list[ChatMessage])
-    def run(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Call the function on the conversation; returns one reply."""
+    def run(
+        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None, tools: Any = None
+    ) -> dict[str, Any]:
+        """Call the function on the conversation; returns one reply (`tools` is accepted and ignored)."""
         rng = random.Random((generation_kwargs or {}).get("seed"))
-        text = self.function(list(messages), rng)
-        return {"replies": [ChatMessage.from_assistant(text, meta={"model": f"baseline:{self.name}"})]}
+        out = self.function(list(messages), rng)
+        meta = {"model": f"baseline:{self.name}"}
+        if isinstance(out, ChatMessage):
+            if not out.is_from("assistant"):
+                raise TypeError(f"FunctionChatGenerator {self.name!r}: the function returned a {out.role.value} "
+                                "message; return reply text or an assistant ChatMessage")  # fmt: skip
+            reply = ChatMessage.from_assistant(out.text, meta={**meta, **out.meta}, tool_calls=out.tool_calls)
+            return {"replies": [reply]}
+        return {"replies": [ChatMessage.from_assistant(out, meta=meta)]}
 
     @component.output_types(replies=list[ChatMessage])
     async def run_async(
-        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None
+        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None, tools: Any = None
     ) -> dict[str, Any]:
         """Async twin of `run` (the function is cheap, so it runs inline)."""
-        return self.run(messages, generation_kwargs)
+        return self.run(messages, generation_kwargs, tools)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize (the function by import path)."""

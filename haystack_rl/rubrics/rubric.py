@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from haystack import component, default_from_dict, default_to_dict
+from haystack.core.serialization import import_class_by_name
 from haystack.utils import deserialize_callable, serialize_callable
 
 if TYPE_CHECKING:
@@ -157,13 +158,16 @@ class Rubric:
         return {"rollouts": rollouts}
 
     def to_dict(self) -> dict[str, Any]:
-        """Serialize; functions are stored by import path, so they must be module-level functions."""
+        """
+        Serialize; functions are stored by import path, so they must be module-level functions, and
+        callable objects with `to_dict`/`from_dict` (e.g. `JudgeReward`) as their own config.
+        """
         return default_to_dict(
             self,
             functions=[
-                {"function": serialize_callable(f.func), "weight": f.weight, "name": f.name, "group": f.group}
+                {**_serialize_function(f.func), "weight": f.weight, "name": f.name, "group": f.group}
                 for f in self.functions
-            ],
+            ],  # fmt: skip
             normalize=self.normalize,
         )
 
@@ -172,9 +176,23 @@ class Rubric:
         """Deserialize; function paths go through Haystack's deserialization allowlist."""
         params = dict(data.get("init_parameters", {}))
         params["functions"] = [
-            RewardFunction(
-                deserialize_callable(f["function"]), f.get("weight", 1.0), f.get("name", ""), bool(f.get("group"))
-            )
+            RewardFunction(_deserialize_function(f), f.get("weight", 1.0), f.get("name", ""), bool(f.get("group")))
             for f in params.get("functions", [])
         ]
         return default_from_dict(cls, {**data, "init_parameters": params})
+
+
+def _serialize_function(func: Callable[..., Any]) -> dict[str, Any]:
+    if not callable(getattr(func, "to_dict", None)):
+        return {"function": serialize_callable(func)}
+    data = func.to_dict()  # type: ignore[attr-defined]
+    if not (isinstance(data, dict) and "type" in data):
+        raise TypeError(f"Rubric: {type(func).__name__}.to_dict() must return a dict with a 'type' (default_to_dict)")
+    return {"object": data}
+
+
+def _deserialize_function(data: dict[str, Any]) -> Callable[..., Any]:
+    if "object" in data:
+        cls: Any = import_class_by_name(data["object"]["type"])  # checked against Haystack's allowlist
+        return cls.from_dict(data["object"])  # type: ignore[no-any-return]
+    return deserialize_callable(data["function"])

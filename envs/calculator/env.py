@@ -1,0 +1,170 @@
+"""The calculator environment: word problems, a calculator tool, an `<answer>` reward and `load_environment`."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from haystack import default_from_dict, default_to_dict
+from haystack.dataclasses import ChatMessage, ToolCall
+from haystack.tools import create_tool_from_function
+
+from haystack_rl import Rubric, ToolEnv
+from haystack_rl.rubrics import RewardFunction
+from haystack_rl.rubrics.tool_rewards import num_tool_calls, num_tool_errors, numeric_match, tool_call_validity
+from haystack_rl_envs.calculator.arithmetic import calculator, evaluate, format_number
+
+SYSTEM_PROMPT = (
+    "Solve the arithmetic word problem. Use the calculator tool for the arithmetic, then give the final "
+    "number inside <answer> </answer> tags."
+)
+TOOL_DESCRIPTION = 'Evaluate an arithmetic expression with numbers, + - * / and parentheses, e.g. "(12 - 4) * 3".'
+NAMES = ("Mia", "Omar", "Lena", "Ravi", "Sofia", "Jonas", "Aiko", "Tomas")
+ITEMS = ("apples", "pencils", "stickers", "marbles", "cookies", "stamps")
+
+#: (problem text, expression) templates; numbers are {a} {b} {c} {d}, other fields are words.
+TEMPLATES: tuple[tuple[str, str], ...] = (
+    ("{name} has {a} boxes with {b} {item} in each box and gives away {c} {item}. How many {item} are left?",
+     "{a} * {b} - {c}"),
+    ("{name} buys {a} bags of {item} at {b} dollars each and pays with {c} dollars. How many dollars of change "
+     "does {name} get?", "{c} - {a} * {b}"),
+    ("{a} {item} are shared equally among {b} friends. How many {item} does each friend get?", "{a} / {b}"),
+    ("{name} reads {a} pages a day for {b} days and then {c} more pages. How many pages does {name} read?",
+     "{a} * {b} + {c}"),
+    ("A shop has {a} {item}, sells {b} in the morning and {c} in the afternoon, and packs the rest equally into "
+     "{d} crates. How many {item} go in each crate?", "({a} - {b} - {c}) / {d}"),
+    ("{name} saves {a} dollars a week for {b} weeks and another {c} dollars a week for {d} weeks. How many dollars "
+     "does {name} save?", "{a} * {b} + {c} * {d}"),
+)  # fmt: skip
+
+
+def make_problem(rng: random.Random) -> dict[str, Any]:
+    """One word problem with a non-negative integer answer: `prompt`, `expression`, `answer`."""
+    index = rng.randrange(len(TEMPLATES))
+    text, expression = TEMPLATES[index]
+    words = {"name": rng.choice(NAMES), "item": rng.choice(ITEMS)}
+    n = {key: rng.randint(2, 30) for key in "abcd"}
+    if index == 0:
+        n["c"] = rng.randint(1, n["a"] * n["b"])
+    elif index == 1:
+        n["c"] = n["a"] * n["b"] + rng.randint(0, 50)
+    elif index == 2:
+        n["a"] = n["b"] * rng.randint(2, 20)
+    elif index == 4:
+        rest = n["d"] * rng.randint(1, 12)
+        n["a"] = rest + n["b"] + n["c"]
+    filled = expression.format(**n)
+    return {"prompt": text.format(**words, **n), "expression": filled, "answer": format_number(evaluate(filled)),
+            "template": index}  # fmt: skip
+
+
+def _pattern(text: str) -> re.Pattern[str]:
+    regex = re.escape(text)
+    for key in "abcd":
+        regex = regex.replace(re.escape("{" + key + "}"), rf"(?P<{key}>\d+)", 1).replace(
+            re.escape("{" + key + "}"), rf"(?P={key})"
+        )
+    for key in ("name", "item"):
+        regex = regex.replace(re.escape("{" + key + "}"), rf"(?P<{key}>\w+)", 1).replace(
+            re.escape("{" + key + "}"), rf"(?P={key})"
+        )
+    return re.compile(regex)
+
+
+_PATTERNS = [(_pattern(text), expression) for text, expression in TEMPLATES]
+
+
+def expression_of(problem: str) -> str | None:
+    """The expression behind a problem text written from `TEMPLATES` (None for any other text)."""
+    for pattern, expression in _PATTERNS:
+        match = pattern.fullmatch(problem.strip())
+        if match:
+            return expression.format(**{k: v for k, v in match.groupdict().items() if k in "abcd"})
+    return None
+
+
+def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
+    """Calls the calculator with the problem's expression, then answers with the tool's result."""
+    last = messages[-1]
+    if last.is_from("tool") and last.tool_call_result is not None:
+        return f"<answer>{last.tool_call_result.result}</answer>"
+    problem = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
+    expression = expression_of(problem)
+    if expression is None:
+        return "<answer>0</answer>"
+    return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="calculator", arguments={"expression": expression},
+                                                           id="call_0")])  # fmt: skip
+
+
+def no_tool_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
+    """Guesses a number without calling the tool (a floor to compare with)."""
+    return f"<answer>{rng.randint(0, 100)}</answer>"
+
+
+class CalculatorEnv(ToolEnv):
+    """
+    Arithmetic word problems with a `calculator` tool (a safe parser of numbers, + - * / and
+    parentheses); reward = the final `<answer>` equals the exact result. Tool-call counts, errors and
+    validity are reported as metrics.
+
+    Usage example:
+    ```python
+    from haystack_rl_envs.calculator import CalculatorEnv
+
+    env = CalculatorEnv(num_eval_examples=2)
+    messages, state = env.reset(env.examples("eval")[0], seed=0)
+    assert env.tools[0].invoke(expression="6 * 7") == "42"
+    ```
+    """
+
+    name = "calculator"
+    description = "arithmetic word problems with a calculator tool, answer inside <answer> tags"
+
+    def __init__(
+        self,
+        num_train_examples: int = 1000,
+        num_eval_examples: int = 100,
+        max_turns: int = 6,
+        tool_timeout_s: float = 5.0,
+        data_seed: int = 0,
+    ) -> None:
+        self.num_train_examples, self.num_eval_examples = num_train_examples, num_eval_examples
+        self.data_seed = data_seed
+        rng = random.Random(data_seed)
+        evaluation = [{"id": f"eval-{i}", **make_problem(rng)} for i in range(num_eval_examples)]
+        train = [{"id": f"train-{i}", **make_problem(rng)} for i in range(num_train_examples)]
+        rubric = Rubric([
+            RewardFunction(numeric_match, 1.0, name="correct"),
+            RewardFunction(tool_call_validity, 0.0),
+            RewardFunction(num_tool_calls, 0.0),
+            RewardFunction(num_tool_errors, 0.0),
+        ])  # fmt: skip
+        tool = create_tool_from_function(calculator, description=TOOL_DESCRIPTION)
+        super().__init__(tools=[tool], dataset=train, eval_dataset=evaluation, system_prompt=SYSTEM_PROMPT,
+                         rubric=rubric, max_turns=max_turns, tool_timeout_s=tool_timeout_s)  # fmt: skip
+
+    def baselines(self) -> dict[str, Any]:
+        """`oracle` (calls the calculator with the right expression) and `no_tool` (guesses)."""
+        return {"oracle": oracle_baseline, "no_tool": no_tool_baseline}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the knobs (problems are regenerated from them)."""
+        return default_to_dict(
+            self,
+            num_train_examples=self.num_train_examples,
+            num_eval_examples=self.num_eval_examples,
+            max_turns=self.max_turns,
+            tool_timeout_s=self.tool_timeout_s,
+            data_seed=self.data_seed,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalculatorEnv:
+        """Deserialize."""
+        return default_from_dict(cls, data)
+
+
+def load_environment(**kwargs: Any) -> CalculatorEnv:
+    """Build the environment; see `CalculatorEnv` for the arguments."""
+    return CalculatorEnv(**kwargs)

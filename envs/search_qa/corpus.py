@@ -1,0 +1,48 @@
+"""The bundled search_qa corpus: short fictional documents, each with a question it answers (written here)."""
+# ruff: noqa: E501 - one document per line reads best
+
+from __future__ import annotations
+
+#: (id, title, text, question, answer). Everything is invented, so a model cannot answer from memory.
+CORPUS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("d00", "Brellick lighthouse", "The copper lighthouse of Brellick, on the island of Varnholm, was built in 1731 by the glazier Oda Pell.", "In what year was the copper lighthouse of Brellick built?", "1731"),
+    ("d01", "Quillan river", "The Quillan river rises in the Tesk hills and flows into Lake Morrow after 212 kilometres.", "Into which lake does the Quillan river flow?", "Lake Morrow"),
+    ("d02", "Zephrine the painter", "Zephrine Adouel painted the mural Nine Lanterns in the station hall of Carvo using only indigo pigment.", "Which pigment did Zephrine Adouel use for the mural Nine Lanterns?", "indigo"),
+    ("d03", "Tolvan beetle", "The Tolvan beetle feeds only on the leaves of the silver moss that grows near hot springs.", "What does the Tolvan beetle feed on?", "silver moss"),
+    ("d04", "Harrowgate chess club", "The Harrowgate chess club was founded by Ilse Mardon, who served as its president for nineteen years.", "Who founded the Harrowgate chess club?", "Ilse Mardon"),
+    ("d05", "Pemberly clock tower", "The clock tower of Pemberly has a bell named Old Grumble that weighs four tonnes.", "What is the name of the bell in the Pemberly clock tower?", "Old Grumble"),
+    ("d06", "Saltmere festival", "The Saltmere lantern festival is held every year on the first night of October.", "When is the Saltmere lantern festival held?", "the first night of October"),
+    ("d07", "Kestrine language", "Kestrine is spoken by about 40000 people in the valleys north of Ambra and has eleven vowels.", "How many vowels does the Kestrine language have?", "eleven"),
+    ("d08", "Orvid telescope", "The Orvid telescope sits on Mount Halcer and has a mirror 6 metres wide.", "On which mountain does the Orvid telescope sit?", "Mount Halcer"),
+    ("d09", "Dunmarsh cheese", "Dunmarsh cheese is aged in sea caves for exactly fourteen months and wrapped in nettle leaves.", "In what leaves is Dunmarsh cheese wrapped?", "nettle leaves"),
+    ("d10", "Captain Lorra Vey", "Captain Lorra Vey sailed the schooner Pale Heron around the Glass Cape in 1802.", "What was the name of Captain Lorra Vey's schooner?", "Pale Heron"),
+    ("d11", "Wendle bridge", "The Wendle bridge over the Ossa gorge has 17 arches made of pink granite.", "How many arches does the Wendle bridge have?", "17"),
+    ("d12", "Marigold railway", "The Marigold railway connects Fennick to Port Ambel and is pulled by steam engines painted green.", "Which town does the Marigold railway connect to Port Ambel?", "Fennick"),
+    ("d13", "Yorrow owl", "The Yorrow owl is the only owl that hunts at noon; its feathers are slate blue.", "What colour are the feathers of the Yorrow owl?", "slate blue"),
+    ("d14", "Trindle university", "Trindle University was founded in 1488 and its oldest library is called the Amber Room.", "What is the oldest library of Trindle University called?", "the Amber Room"),
+    ("d15", "Moss harp", "The moss harp is a folk instrument from Lirren with 23 strings made of horsehair.", "What are the strings of the moss harp made of?", "horsehair"),
+    ("d16", "Ebbing glacier", "The Ebbing glacier retreats about 30 metres a year and feeds the turquoise lake Siona.", "Which lake does the Ebbing glacier feed?", "Siona"),
+    ("d17", "Gorran stew", "Gorran stew, the national dish of Belvast, is made with lamb, barley and smoked plums.", "Which dish is the national dish of Belvast?", "Gorran stew"),
+    ("d18", "Astrid Kollen", "The mathematician Astrid Kollen proved the lantern conjecture in 1934 at the age of 26.", "Which conjecture did Astrid Kollen prove?", "the lantern conjecture"),
+    ("d19", "Velm canal", "The Velm canal links the Harl sea to the city of Ostrava Minor and has 9 locks.", "How many locks does the Velm canal have?", "9"),
+    ("d20", "Rookery market", "The Rookery market in Callow opens only on Thursdays and sells mostly rare seeds.", "On which day does the Rookery market in Callow open?", "Thursdays"),
+    ("d21", "Sable fox of Irn", "The sable fox of Irn changes its coat from black to white in the month of Frostwane.", "In which month does the sable fox of Irn change its coat?", "Frostwane"),
+    ("d22", "Hollin opera house", "The Hollin opera house was designed by the architect Benedek Sarro and seats 1200 people.", "Who designed the Hollin opera house?", "Benedek Sarro"),
+    ("d23", "Cindral mine", "The Cindral mine produced blue tourmaline until it flooded in 1911.", "Which gemstone did the Cindral mine produce?", "blue tourmaline"),
+    ("d24", "Paxo the robot", "Paxo is a gardening robot built by the Nerin workshop that waters plants using rain it collects.", "Which workshop built the gardening robot Paxo?", "Nerin workshop"),
+    ("d25", "Lake Ulmo", "Lake Ulmo is 310 metres deep, the deepest lake in the province of Garth.", "How deep is Lake Ulmo?", "310 metres"),
+    ("d26", "Fenwick treaty", "The Fenwick treaty ended the Salt War between Arden and Mosk in the spring of 1644.", "Which war did the Fenwick treaty end?", "the Salt War"),
+    ("d27", "Corvel tea", "Corvel tea is brewed from dried juniper bark and is served with a slice of quince.", "What fruit is Corvel tea served with?", "quince"),
+    ("d28", "Ishra observatory", "The Ishra observatory discovered the comet Talwen in 1956.", "Which comet did the Ishra observatory discover?", "Talwen"),
+    ("d29", "Bramblecot school", "Bramblecot school teaches weaving and its motto is Thread by thread.", "What is the motto of Bramblecot school?", "Thread by thread"),
+    ("d30", "Mount Sorrel", "Mount Sorrel is 4102 metres high and was first climbed by Hedda Lunn.", "Who first climbed Mount Sorrel?", "Hedda Lunn"),
+    ("d31", "Glimmer eel", "The glimmer eel lives in the caves of Dorn and glows with a faint green light.", "Where does the glimmer eel live?", "the caves of Dorn"),
+    ("d32", "Tessaly carpet", "A Tessaly carpet takes two weavers about eight months to finish.", "How long does it take to finish a Tessaly carpet?", "eight months"),
+    ("d33", "Arbor parliament", "The Arbor parliament meets in a hall built around a 600 year old cedar tree in the town of Wisp.", "In which town does the Arbor parliament meet?", "Wisp"),
+    ("d34", "Nolan Greaves", "The cyclist Nolan Greaves won the Tour of Kaldera three times riding a bicycle named Swallow.", "What was the name of Nolan Greaves's bicycle?", "Swallow"),
+    ("d35", "Pellow island", "Pellow island has no cars; its 800 residents travel by donkey cart.", "How do the residents of Pellow island travel?", "by donkey cart"),
+    ("d36", "Umber sauce", "Umber sauce is made from roasted chestnuts, vinegar and black garlic.", "Which nuts are used in umber sauce?", "chestnuts"),
+    ("d37", "Starling bank", "The Starling bank was the first bank in Merrow to issue coins made of nickel.", "What metal were the first Starling bank coins made of?", "nickel"),
+    ("d38", "Duskwood theatre", "The Duskwood theatre burned down in 1887 and was rebuilt by the actress Mira Castell.", "Who rebuilt the Duskwood theatre?", "Mira Castell"),
+    ("d39", "Calloway seed vault", "The Calloway seed vault stores 90000 seed samples under the ice of Tarn Plateau.", "How many seed samples does the Calloway seed vault store?", "90000"),
+)  # fmt: skip

@@ -1,0 +1,167 @@
+"""The search_qa environment: questions over a bundled corpus, a BM25 search tool, an `<answer>` reward."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from haystack import Document, Pipeline, default_from_dict, default_to_dict
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+from haystack.core.serialization import generate_qualified_class_name
+from haystack.dataclasses import ChatMessage, ToolCall
+from haystack.document_stores.in_memory import InMemoryDocumentStore
+from haystack.tools import PipelineTool, Toolset
+
+from haystack_rl import Rubric, ToolEnv
+from haystack_rl.rubrics import RewardFunction
+from haystack_rl.rubrics.tool_rewards import (
+    exact_match,
+    num_tool_calls,
+    num_tool_errors,
+    token_f1,
+    tool_call_validity,
+)
+from haystack_rl_envs.search_qa.corpus import CORPUS
+
+SYSTEM_PROMPT = (
+    "Answer the question using the search tool, which searches a small encyclopedia. Give the final short "
+    "answer inside <answer> </answer> tags."
+)
+SEARCH_PARAMETERS = {
+    "type": "object",
+    "properties": {"query": {"type": "string", "description": "Keywords to search for."}},
+    "required": ["query"],
+}
+ANSWERS = {doc_id: answer for doc_id, _, _, _, answer in CORPUS}
+_RESULT_ID = re.compile(r"^\[(?P<id>[\w-]+)\]", re.MULTILINE)
+
+
+def build_document_store() -> InMemoryDocumentStore:
+    """An in-memory document store holding the bundled corpus (id, title in meta, text as content)."""
+    store = InMemoryDocumentStore()
+    store.write_documents([Document(id=doc_id, content=f"{title}. {text}", meta={"title": title})
+                           for doc_id, title, text, _, _ in CORPUS])  # fmt: skip
+    return store
+
+
+def format_documents(documents: list[Document]) -> str:
+    """Search results as the tool's text: one `[id] content` line per document."""
+    if not documents:
+        return "No documents found."
+    return "\n".join(f"[{doc.id}] {doc.content}" for doc in documents)
+
+
+def build_search_tool(store: InMemoryDocumentStore, top_k: int = 3) -> PipelineTool:
+    """The `search` tool: a BM25 retrieval pipeline over `store`, exposed with Haystack's `PipelineTool`."""
+    pipeline = Pipeline()
+    pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=top_k))
+    return PipelineTool(
+        pipeline,
+        name="search",
+        description="Search the encyclopedia with keywords; returns the best matching documents.",
+        input_mapping={"query": ["retriever.query"]},
+        output_mapping={"retriever.documents": "documents"},
+        parameters=SEARCH_PARAMETERS,
+        outputs_to_string={"source": "documents", "handler": format_documents},
+    )
+
+
+class SearchQATools(Toolset):
+    """
+    The search_qa tools as a serializable `Toolset`: the `search` tool over the bundled corpus, rebuilt
+    from `top_k` when deserialized (so a YAML Agent gets the corpus, not an empty document store).
+
+    Usage example:
+    ```python
+    from haystack_rl_envs.search_qa.env import SearchQATools
+
+    tools = SearchQATools(top_k=1)
+    assert SearchQATools.from_dict(tools.to_dict()).top_k == 1 and tools[0].name == "search"
+    ```
+    """
+
+    def __init__(self, top_k: int = 3) -> None:
+        self.top_k = top_k
+        super().__init__(tools=[build_search_tool(build_document_store(), top_k)])
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the knobs only (the corpus ships with the package)."""
+        return {"type": generate_qualified_class_name(type(self)), "data": {"top_k": self.top_k}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchQATools:
+        """Deserialize."""
+        return cls(**data.get("data", {}))
+
+
+def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
+    """Searches with the question, then answers with the recorded answer of the top document."""
+    last = messages[-1]
+    if last.is_from("tool") and last.tool_call_result is not None:
+        match = _RESULT_ID.search(str(last.tool_call_result.result))
+        return f"<answer>{ANSWERS.get(match.group('id'), '') if match else ''}</answer>"
+    question = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
+    return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="search", arguments={"query": question},
+                                                           id="call_0")])  # fmt: skip
+
+
+def no_search_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
+    """Answers without searching (a floor: the corpus is fictional)."""
+    return "<answer>unknown</answer>"
+
+
+class SearchQAEnv(ToolEnv):
+    """
+    Questions about a small bundled fictional corpus; the model gets a BM25 `search` tool (a Haystack
+    retrieval pipeline over an `InMemoryDocumentStore`, exposed with `PipelineTool`). Reward = exact
+    match of the final `<answer>` (weight 1) plus token F1 (weight `f1_weight`); tool-call counts,
+    errors and validity are metrics.
+
+    Usage example:
+    ```python
+    from haystack_rl_envs.search_qa import SearchQAEnv
+
+    env = SearchQAEnv(top_k=1)
+    result = env.tools[0].invoke(query="Brellick lighthouse built")
+    assert "1731" in result["documents"][0].content
+    ```
+    """
+
+    name = "search_qa"
+    description = "questions over a bundled corpus with a BM25 search tool, answer inside <answer> tags"
+
+    def __init__(
+        self, top_k: int = 3, f1_weight: float = 0.0, max_turns: int = 6, tool_timeout_s: float = 10.0
+    ) -> None:
+        self.top_k, self.f1_weight = top_k, f1_weight
+        dataset = [{"id": doc_id, "prompt": question, "answer": answer} for doc_id, _, _, question, answer in CORPUS]
+        rubric = Rubric([
+            RewardFunction(exact_match, 1.0),
+            RewardFunction(token_f1, f1_weight),
+            RewardFunction(tool_call_validity, 0.0),
+            RewardFunction(num_tool_calls, 0.0),
+            RewardFunction(num_tool_errors, 0.0),
+        ])  # fmt: skip
+        super().__init__(tools=SearchQATools(top_k), dataset=dataset,
+                         system_prompt=SYSTEM_PROMPT, rubric=rubric, max_turns=max_turns,
+                         tool_timeout_s=tool_timeout_s)  # fmt: skip
+
+    def baselines(self) -> dict[str, Any]:
+        """`oracle` (searches with the question, answers from the top document) and `no_search`."""
+        return {"oracle": oracle_baseline, "no_search": no_search_baseline}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the knobs (corpus and tool are rebuilt from them)."""
+        return default_to_dict(self, top_k=self.top_k, f1_weight=self.f1_weight, max_turns=self.max_turns,
+                               tool_timeout_s=self.tool_timeout_s)  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchQAEnv:
+        """Deserialize."""
+        return default_from_dict(cls, data)
+
+
+def load_environment(**kwargs: Any) -> SearchQAEnv:
+    """Build the environment; see `SearchQAEnv` for the arguments."""
+    return SearchQAEnv(**kwargs)

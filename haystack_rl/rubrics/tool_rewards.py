@@ -1,0 +1,123 @@
+"""Rewards and metrics for tool-using rollouts: answer exact match / token F1, tool-call validity and counts."""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+from haystack_rl.rubrics.parsers import TagParser
+
+if TYPE_CHECKING:
+    from haystack_rl.rollout import Rollout
+
+ANSWER_PARSER = TagParser("answer")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD-style normalization: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in string.punctuation)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def final_answer(rollout: Rollout) -> str | None:
+    """The `<answer>` of the rollout's last assistant reply, or None when it has none."""
+    return ANSWER_PARSER.parse(rollout.completion)
+
+
+def _references(rollout: Rollout) -> list[str]:
+    answer: Any = rollout.example.get("answer")
+    if answer is None:
+        raise KeyError(f"example {rollout.example_id!r} has no 'answer' to compare with")
+    aliases = answer if isinstance(answer, list) else [answer]
+    return [str(a) for a in aliases] + [str(a) for a in rollout.example.get("aliases", [])]
+
+
+def exact_match(rollout: Rollout) -> float:
+    """
+    1 when the final `<answer>` equals the example's `answer` (or one of its `aliases`) after
+    `normalize_answer`, else 0 (also 0 without an answer).
+
+    Usage example:
+    ```python
+    from haystack.dataclasses import ChatMessage
+    from haystack_rl import Rollout
+    from haystack_rl.rubrics.tool_rewards import exact_match, token_f1
+
+    rollout = Rollout(example_id="0", rollout_index=0, seed=0, example={"answer": "The Red Fox"},
+                      messages=[ChatMessage.from_assistant("<answer>red fox</answer>")])
+    assert exact_match(rollout) == 1.0 and token_f1(rollout) == 1.0
+    ```
+    """
+    answer = final_answer(rollout)
+    if answer is None:
+        return 0.0
+    return float(any(normalize_answer(answer) == normalize_answer(ref) for ref in _references(rollout)))
+
+
+def f1_score(prediction: str, reference: str) -> float:
+    """Token F1 between two texts after `normalize_answer` (1 when both are empty)."""
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(rollout: Rollout) -> float:
+    """Best token F1 of the final `<answer>` against the answer and its aliases (0 without an answer)."""
+    answer = final_answer(rollout)
+    if answer is None:
+        return 0.0
+    return max(f1_score(answer, ref) for ref in _references(rollout))
+
+
+def numeric_match(rollout: Rollout) -> float:
+    """1 when the final `<answer>` is a number equal to the example's numeric `answer` (commas allowed)."""
+    answer = final_answer(rollout)
+    if answer is None:
+        return 0.0
+    try:
+        return float(abs(float(answer.strip().replace(",", "")) - float(str(rollout.example["answer"]))) < 1e-6)
+    except ValueError:
+        return 0.0
+
+
+def _tool_results(rollout: Rollout) -> list[bool]:
+    """One entry per tool message of the rollout: whether it reports an error."""
+    out = []
+    for message in rollout.messages:
+        result = message.tool_call_result if message.is_from("tool") else None
+        if result is not None:
+            out.append(bool(result.error))
+    return out
+
+
+def num_tool_calls(rollout: Rollout) -> float:
+    """Number of tool calls the model attempted (one tool message each in `ToolEnv`, malformed ones included)."""
+    return float(len(_tool_results(rollout)))
+
+
+def num_tool_errors(rollout: Rollout) -> float:
+    """Number of tool calls answered with an error message."""
+    return float(sum(_tool_results(rollout)))
+
+
+def tool_call_validity(rollout: Rollout) -> float:
+    """
+    Share of the attempted tool calls that ran without error (1 when the model made no call: no
+    invalid call was made; pair it with a correctness reward so that not calling is not rewarded).
+    """
+    results = _tool_results(rollout)
+    return 1.0 - sum(results) / len(results) if results else 1.0
+
+
+def used_tool(rollout: Rollout) -> float:
+    """1 when at least one tool call ran without error."""
+    return float(any(not error for error in _tool_results(rollout)))

@@ -1,0 +1,113 @@
+"""The calculator environment: the safe parser, problems, oracle score, checker, and tiny-model tool rollouts."""
+
+from __future__ import annotations
+
+import asyncio
+from fractions import Fraction
+from typing import Any
+
+import pytest
+
+from haystack_rl import RolloutRunner, check_environment, load_environment
+from haystack_rl.generators import FunctionChatGenerator
+from haystack_rl.runner import play_episode
+from haystack_rl_envs.calculator import CalculatorEnv, CalculatorError, calculator, evaluate
+from haystack_rl_envs.calculator.env import expression_of
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [("1 + 2 * 3", 7), ("(1 + 2) * 3", 9), ("7 / 2", Fraction(7, 2)), ("-3 + +2", -1), ("2.5 * 4", 10),
+     ("((((1))))", 1), ("10 - 4 - 3", 3), ("12 / 4 / 3", 1)],
+)  # fmt: skip
+def test_evaluates_arithmetic_exactly(expression: str, value: Fraction) -> None:
+    assert evaluate(expression) == value
+
+
+def test_formats_results() -> None:
+    assert calculator("6 * 7") == "42" and calculator("7 / 2") == "3.5" and calculator("1 / 3") == "0.333333"
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["__import__('os').system('echo hi')", "2 ** 10", "x + 1", "abs(-1)", "1 if 1 else 2", "[1, 2]", "'a' * 3",
+     "True + 1", "1 // 2", "7 % 2", "(1).real", "1; 2", "lambda: 1", "1 < 2", "", "1 +", "1e400 * 0", "()",
+     "1" * 201],
+)  # fmt: skip
+def test_refuses_anything_but_arithmetic(expression: str) -> None:
+    with pytest.raises(CalculatorError):
+        evaluate(expression)
+
+
+def test_division_by_zero_is_a_calculator_error() -> None:
+    with pytest.raises(CalculatorError, match="division by zero"):
+        evaluate("1 / (2 - 2)")
+
+
+def test_problems_are_reproducible_with_integer_answers_and_recoverable_expressions() -> None:
+    env = CalculatorEnv(num_train_examples=200, num_eval_examples=100)
+    assert env.examples("eval") == CalculatorEnv(num_train_examples=200, num_eval_examples=100).examples("eval")
+    templates = set()
+    for example in env.examples("eval") + env.examples("train"):
+        assert int(example["answer"]) >= 0 and str(int(example["answer"])) == example["answer"]
+        assert expression_of(example["prompt"]) == example["expression"]
+        templates.add(example["template"])
+    assert len(templates) == 6
+    assert expression_of("What is the meaning of life?") is None
+
+
+def test_oracle_scores_at_least_095_and_the_no_tool_floor_is_low() -> None:
+    env = load_environment("calculator", num_eval_examples=50)
+    scores = {}
+    for name, baseline in env.baselines().items():
+        rollouts = RolloutRunner(env, FunctionChatGenerator(baseline, name=name)).run()["rollouts"]
+        assert all(r.error is None for r in rollouts)
+        scores[name] = sum(r.reward or 0.0 for r in rollouts) / len(rollouts)
+    assert scores["oracle"] >= 0.95 and scores["no_tool"] < 0.5
+    oracle = RolloutRunner(env, FunctionChatGenerator(env.baselines()["oracle"]), num_examples=1).run()["rollouts"][0]
+    assert oracle.metrics == {"tool_call_validity": 1.0, "num_tool_calls": 1.0, "num_tool_errors": 0.0}
+
+
+def test_check_environment_and_round_trip() -> None:
+    env = CalculatorEnv(num_train_examples=5, num_eval_examples=3, max_turns=4)
+    check_environment(env)
+    assert CalculatorEnv.from_dict(env.to_dict()).examples("eval") == env.examples("eval")
+
+
+def _check_tokens(generator: Any, rollout: Any) -> None:
+    ids, mask, logprobs = rollout.completion_tokens()
+    assert len(ids) == len(mask) == len(logprobs) and sum(mask) == rollout.num_completion_tokens
+    env_text = generator.tokenizer.decode([i for i, m in zip(ids, mask) if m == 0])
+    for message in rollout.messages:
+        if message.is_from("tool"):
+            assert str(message.tool_call_result.result) in env_text  # tool results are masked out
+
+
+def test_tiny_model_scripted_tool_rollout_keeps_exact_tokens(make_generator: Any, scripted: Any) -> None:
+    env = CalculatorEnv(num_train_examples=1, num_eval_examples=1)
+    example = env.examples("eval")[0]
+    generator = make_generator(max_new_tokens=64)
+    scripted(generator, [
+        '<tool_call>{"name": "calculator", "arguments": {"expression": "1 +"}}</tool_call><|im_end|>',
+        '<tool_call>{"name": "calculator", "arguments": {"expr": "1"}}</tool_call><|im_end|>',
+        '<tool_call>{"name": "calculator", "arguments": {bad json}}</tool_call><|im_end|>',
+        '<tool_call>{"name": "calculator", "arguments": {"expression": "' + example["expression"] + '"}}</tool_call>'
+        "<|im_end|>",
+        f"<answer>{example['answer']}</answer><|im_end|>",
+    ])  # fmt: skip
+    rollout = asyncio.run(play_episode(env, generator, example, seed=0))
+    env.rubric.score(rollout)
+    assert rollout.error is None and rollout.stop_reason == "done" and len(rollout.turns) == 5
+    assert rollout.reward == 1.0 and rollout.metrics["num_tool_errors"] == 3.0
+    assert rollout.info["tool_errors"] == {"malformed": 1, "unknown_tool": 0, "invalid_arguments": 1,
+                                           "tool_error": 1, "timeout": 0}  # fmt: skip
+    _check_tokens(generator, rollout)
+
+
+def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> None:
+    env = CalculatorEnv(num_train_examples=1, num_eval_examples=1, max_turns=2)
+    generator = make_generator(max_new_tokens=64)
+    rollouts = RolloutRunner(env, generator, rollouts_per_example=2).run()["rollouts"]
+    for rollout in rollouts:
+        assert rollout.error is None and rollout.stop_reason in ("done", "max_turns") and rollout.reward is not None
+        _check_tokens(generator, rollout)

@@ -1,0 +1,84 @@
+"""The search_qa environment: corpus and BM25 tool, oracle score, checker, and tiny-model tool rollouts."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from haystack_rl import RolloutRunner, check_environment, load_environment
+from haystack_rl.generators import FunctionChatGenerator
+from haystack_rl.runner import play_episode
+from haystack_rl_envs.search_qa import SearchQAEnv
+from haystack_rl_envs.search_qa.corpus import CORPUS
+
+
+def test_corpus_is_consistent() -> None:
+    ids = [row[0] for row in CORPUS]
+    assert len(CORPUS) >= 40 and len(set(ids)) == len(ids)
+    for _, _, text, question, answer in CORPUS:
+        assert answer.lower().removeprefix("the ") in text.lower() and question.endswith("?")
+
+
+def test_search_tool_is_a_bm25_pipeline_that_finds_each_questions_document() -> None:
+    env = SearchQAEnv(top_k=3)
+    tool = env.tools[0]
+    assert tool.tool_spec["parameters"]["required"] == ["query"]
+    top_hits = 0
+    for example in env.examples():
+        documents = tool.invoke(query=example["prompt"])["documents"]
+        assert 1 <= len(documents) <= 3
+        top_hits += documents[0].id == example["id"]
+    assert top_hits / len(env.examples()) >= 0.95
+
+
+def test_oracle_scores_at_least_095_and_no_search_scores_zero() -> None:
+    env = load_environment("search_qa")
+    scores = {}
+    for name, baseline in env.baselines().items():
+        rollouts = RolloutRunner(env, FunctionChatGenerator(baseline, name=name)).run()["rollouts"]
+        assert all(r.error is None for r in rollouts)
+        scores[name] = sum(r.reward or 0.0 for r in rollouts) / len(rollouts)
+    assert scores["oracle"] >= 0.95 and scores["no_search"] == 0.0
+
+
+def test_check_environment_and_round_trip() -> None:
+    env = SearchQAEnv(top_k=2, f1_weight=0.5, max_turns=4)
+    check_environment(env)
+    restored = SearchQAEnv.from_dict(env.to_dict())
+    assert (restored.top_k, restored.f1_weight, restored.max_turns) == (2, 0.5, 4)
+
+
+def _check_tokens(generator: Any, rollout: Any) -> None:
+    ids, mask, logprobs = rollout.completion_tokens()
+    assert len(ids) == len(mask) == len(logprobs) and sum(mask) == rollout.num_completion_tokens
+    env_text = generator.tokenizer.decode([i for i, m in zip(ids, mask) if m == 0])
+    for message in rollout.messages:
+        if message.is_from("tool"):
+            assert str(message.tool_call_result.result) in env_text  # tool results are masked out
+
+
+def test_tiny_model_scripted_search_rollout_keeps_exact_tokens(make_generator: Any, scripted: Any) -> None:
+    env = SearchQAEnv()
+    example = env.examples()[0]
+    generator = make_generator(max_new_tokens=64)
+    scripted(generator, [
+        '<tool_call>{"name": "lookup", "arguments": {"query": "x"}}</tool_call><|im_end|>',
+        'Searching.\n<tool_call>{"name": "search", "arguments": {"query": "Brellick lighthouse"}}</tool_call>\n'
+        '<tool_call>{"name": "search", "arguments": {"query": "Oda Pell"}}</tool_call><|im_end|>',
+        "<answer>1731</answer><|im_end|>",
+    ])  # fmt: skip
+    rollout = asyncio.run(play_episode(env, generator, example, seed=0))
+    env.rubric.score(rollout)
+    assert rollout.error is None and rollout.stop_reason == "done" and len(rollout.turns) == 3
+    assert rollout.reward == 1.0 and rollout.metrics["num_tool_calls"] == 3.0
+    assert rollout.info["tool_errors"]["unknown_tool"] == 1
+    _check_tokens(generator, rollout)
+
+
+def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> None:
+    env = SearchQAEnv(max_turns=3)
+    generator = make_generator(max_new_tokens=64)
+    rollouts = RolloutRunner(env, generator, rollouts_per_example=2, num_examples=1).run()["rollouts"]
+    for rollout in rollouts:
+        assert rollout.error is None and rollout.stop_reason in ("done", "max_turns") and rollout.reward is not None
+        _check_tokens(generator, rollout)
