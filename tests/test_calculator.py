@@ -7,6 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from helpers import assert_tool_results_masked
 
 from haystack_rl import RolloutRunner, check_environment, load_environment
 from haystack_rl.generators import FunctionChatGenerator
@@ -74,15 +75,6 @@ def test_check_environment_and_round_trip() -> None:
     assert CalculatorEnv.from_dict(env.to_dict()).examples("eval") == env.examples("eval")
 
 
-def _check_tokens(generator: Any, rollout: Any) -> None:
-    ids, mask, logprobs = rollout.completion_tokens()
-    assert len(ids) == len(mask) == len(logprobs) and sum(mask) == rollout.num_completion_tokens
-    env_text = generator.tokenizer.decode([i for i, m in zip(ids, mask) if m == 0])
-    for message in rollout.messages:
-        if message.is_from("tool"):
-            assert str(message.tool_call_result.result) in env_text  # tool results are masked out
-
-
 def test_tiny_model_scripted_tool_rollout_keeps_exact_tokens(make_generator: Any, scripted: Any) -> None:
     env = CalculatorEnv(num_train_examples=1, num_eval_examples=1)
     example = env.examples("eval")[0]
@@ -101,7 +93,7 @@ def test_tiny_model_scripted_tool_rollout_keeps_exact_tokens(make_generator: Any
     assert rollout.reward == 1.0 and rollout.metrics["num_tool_errors"] == 3.0
     assert rollout.info["tool_errors"] == {"malformed": 1, "unknown_tool": 0, "invalid_arguments": 1,
                                            "tool_error": 1, "timeout": 0}  # fmt: skip
-    _check_tokens(generator, rollout)
+    assert_tool_results_masked(generator, rollout)
 
 
 def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> None:
@@ -110,4 +102,4 @@ def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> 
     rollouts = RolloutRunner(env, generator, rollouts_per_example=2).run()["rollouts"]
     for rollout in rollouts:
         assert rollout.error is None and rollout.stop_reason in ("done", "max_turns") and rollout.reward is not None
-        _check_tokens(generator, rollout)
+        assert_tool_results_masked(generator, rollout)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from helpers import assert_tool_results_masked
+
 from haystack_rl import RolloutRunner, check_environment, load_environment
 from haystack_rl.generators import FunctionChatGenerator
 from haystack_rl.runner import play_episode
@@ -48,15 +50,6 @@ def test_check_environment_and_round_trip() -> None:
     assert (restored.top_k, restored.f1_weight, restored.max_turns) == (2, 0.5, 4)
 
 
-def _check_tokens(generator: Any, rollout: Any) -> None:
-    ids, mask, logprobs = rollout.completion_tokens()
-    assert len(ids) == len(mask) == len(logprobs) and sum(mask) == rollout.num_completion_tokens
-    env_text = generator.tokenizer.decode([i for i, m in zip(ids, mask) if m == 0])
-    for message in rollout.messages:
-        if message.is_from("tool"):
-            assert str(message.tool_call_result.result) in env_text  # tool results are masked out
-
-
 def test_tiny_model_scripted_search_rollout_keeps_exact_tokens(make_generator: Any, scripted: Any) -> None:
     env = SearchQAEnv()
     example = env.examples()[0]
@@ -72,7 +65,7 @@ def test_tiny_model_scripted_search_rollout_keeps_exact_tokens(make_generator: A
     assert rollout.error is None and rollout.stop_reason == "done" and len(rollout.turns) == 3
     assert rollout.reward == 1.0 and rollout.metrics["num_tool_calls"] == 3.0
     assert rollout.info["tool_errors"]["unknown_tool"] == 1
-    _check_tokens(generator, rollout)
+    assert_tool_results_masked(generator, rollout)
 
 
 def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> None:
@@ -81,4 +74,4 @@ def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> 
     rollouts = RolloutRunner(env, generator, rollouts_per_example=2, num_examples=1).run()["rollouts"]
     for rollout in rollouts:
         assert rollout.error is None and rollout.stop_reason in ("done", "max_turns") and rollout.reward is not None
-        _check_tokens(generator, rollout)
+        assert_tool_results_masked(generator, rollout)
