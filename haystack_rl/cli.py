@@ -417,10 +417,13 @@ def run_command(
 
 
 # --- train --------------------------------------------------------------------------------------
-# >>> The `train` command is registered HERE by the training module (haystack_rl.training.cli), e.g.:
-# from haystack_rl.training.cli import train
-# app.command("train")(train)
-# <<<
+def _register_train() -> None:
+    from haystack_rl.training.cli import train
+
+    app.command("train")(train)
+
+
+_register_train()
 
 
 def main() -> None:

@@ -144,20 +144,33 @@ class TransformersChatGenerator:
             path = resolve_model(self.model)
             tokenizer = AutoTokenizer.from_pretrained(path)
             model: Any = AutoModelForCausalLM.from_pretrained(path)
-            model = model.to(torch.device(self.device)).eval()
-            template, name = self._load_template(tokenizer)
-            eos = model.generation_config.eos_token_id
-            stop_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
-            if tokenizer.eos_token_id is not None:
-                stop_ids.add(tokenizer.eos_token_id)
-            pad = tokenizer.pad_token_id
-            if pad is None:
-                pad = model.generation_config.pad_token_id
-            self._pad_id = int(pad if pad is not None else min(stop_ids, default=0))
-            self._stop_ids = stop_ids
-            self._max_positions = getattr(model.config, "max_position_embeddings", None)
-            self._tokenizer, self._template, self._template_name = tokenizer, template, name
-            self._model = model
+            self._use(model.to(torch.device(self.device)).eval(), tokenizer)
+
+    def use_model(self, model: Any, tokenizer: Any) -> None:
+        """
+        Generate with an in-memory model (e.g. the one a trainer is updating) instead of loading `model`.
+
+        The model is used as it is: its current weights, device and train/eval mode are not changed
+        (sampling runs under `torch.inference_mode()`).
+        """
+        with self._warm_lock:
+            self._use(model, tokenizer)
+
+    def _use(self, model: Any, tokenizer: Any) -> None:
+        """Take `model` and `tokenizer` as the ones to generate with (stop and pad ids from them)."""
+        template, name = self._load_template(tokenizer)
+        eos = model.generation_config.eos_token_id
+        stop_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if tokenizer.eos_token_id is not None:
+            stop_ids.add(tokenizer.eos_token_id)
+        pad = tokenizer.pad_token_id
+        if pad is None:
+            pad = model.generation_config.pad_token_id
+        self._pad_id = int(pad if pad is not None else min(stop_ids, default=0))
+        self._stop_ids = stop_ids
+        self._max_positions = getattr(model.config, "max_position_embeddings", None)
+        self._tokenizer, self._template, self._template_name = tokenizer, template, name
+        self._model = model
 
     def _load_template(self, tokenizer: Any) -> tuple[str, str]:
         if self.chat_template is not None:

@@ -1,0 +1,98 @@
+"""`haystack-rl train CONFIG.yml [--resume] [--set key.sub=value ...]`: the typer command behind training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from haystack_rl.training.config import ConfigError, TrainConfig
+
+
+class RichProgressCallback(TrainerCallback):
+    """A rich progress bar per stage (SFT, GRPO) showing the step and the last loss/reward."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: TaskID | None = None
+        self.last: dict[str, Any] = {}
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Open a bar for the stage (GRPO's args are a GRPOConfig, SFT's an SFTConfig)."""
+        stage = "GRPO" if type(args).__name__.startswith("GRPO") else "SFT"
+        self.task = self.progress.add_task(stage, total=state.max_steps, completed=state.global_step, info="")
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        """Advance the bar."""
+        if self.task is not None:
+            self.progress.update(self.task, completed=state.global_step, info=self._info())
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Remember the last loss / reward for the bar's text."""
+        self.last.update({k: v for k, v in (logs or {}).items() if k in ("loss", "reward", "reward_std")})
+
+    def _info(self) -> str:
+        return "  ".join(f"{k} {v:.3f}" for k, v in self.last.items() if isinstance(v, int | float))
+
+
+def eval_table(metrics: dict[str, Any]) -> Table:
+    """Before / after-SFT / after eval summaries as a rich table (reward and each reward function)."""
+    columns = [("before", metrics.get("eval_before")), ("after SFT", metrics.get("eval_sft")),
+               ("after", metrics.get("eval_after"))]  # fmt: skip
+    present = [(name, summary) for name, summary in columns if summary]
+    table = Table(title="evaluation (eval split)")
+    table.add_column("metric")
+    for name, _ in present:
+        table.add_column(name, justify="right")
+    skip = {"rollouts", "unscored", "errors", "wall_s", "reward_std"}
+    keys = ["reward"] + sorted({k for _, s in present for k in s} - skip - {"reward"})
+    for key in keys + ["rollouts", "errors"]:
+        cells = []
+        for _, summary in present:
+            value = summary.get(key)
+            cells.append(f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "-"))
+        table.add_row(key, *cells)
+    return table
+
+
+def train(
+    config: Annotated[Path, typer.Argument(help="Training config (YAML), e.g. pipelines/train_reverse_text.yml")],
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoints in output_dir")] = False,
+    set: Annotated[  # noqa: A002 - the option is called --set
+        list[str] | None, typer.Option("--set", help="Override a config value: key.sub=value (repeatable)")
+    ] = None,
+) -> None:
+    """Train a model on an environment: SFT warm start, GRPO, before/after evaluation, plot."""
+    from haystack_rl.training.trainer import Trainer
+
+    console = Console()
+    try:
+        settings = TrainConfig.from_yaml(config, overrides=list(set or []))
+    except ConfigError as error:
+        console.print(f"[red]config error:[/red] {error}")
+        raise typer.Exit(code=2) from error
+    trainer = Trainer(settings.to_dict())
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}"))  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        trainer.add_callback(RichProgressCallback(progress))
+        result = trainer.run(resume=resume)
+    metrics = result["metrics"]
+    console.print(eval_table(metrics))
+    console.print(f"model: [bold]{result['model_dir']}[/bold]")
+    out = Path(settings.output_dir)
+    console.print(f"log: {out / 'metrics.jsonl'}   plot: {metrics.get('plot') or '-'}")

@@ -1,0 +1,273 @@
+"""Training configuration: nested dataclasses loaded from YAML, with `--set key.sub=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A training configuration that cannot be used (unknown key, bad value, bad override)."""
+
+
+@dataclass
+class SFTSettings:
+    """
+    Supervised warm start on an environment's demonstrations.
+
+    :param enabled: Run SFT before GRPO.
+    :param steps: Optimizer steps (takes precedence over `epochs` when > 0).
+    :param epochs: Passes over the demonstrations when `steps` is 0.
+    :param lr: Learning rate.
+    :param batch: Per-device batch size.
+    :param quality: How good the demonstrations are: `expert` (the env's best: `demonstrate` or the
+        `oracle` baseline), or a name the environment understands (`noisy`, `random-legal`, a baseline name).
+    :param num_examples: Training examples to demonstrate (all when None).
+    :param max_length: Longest tokenized transcript kept (longer ones are truncated).
+    """
+
+    enabled: bool = True
+    steps: int = 300
+    epochs: float = 1.0
+    lr: float = 1e-3
+    batch: int = 32
+    quality: str = "expert"
+    num_examples: int | None = None
+    max_length: int = 512
+
+
+@dataclass
+class GRPOSettings:
+    """
+    GRPO through TRL's `GRPOTrainer`.
+
+    :param steps: Optimizer steps.
+    :param num_generations: Group size (completions per prompt).
+    :param batch: Completions per device and step (a multiple of `num_generations`).
+    :param lr: Learning rate.
+    :param max_new_tokens: Longest completion (TRL's `max_completion_length`).
+    :param temperature: Sampling temperature.
+    :param loss_type: TRL loss (`dapo`, `grpo`, `dr_grpo`, `bnpo`, ...).
+    :param beta: KL coefficient (0 = no reference model).
+    :param use_vllm: Generate with vLLM (needs a GPU; passthrough to TRL).
+    :param vllm_mode: `server` or `colocate` (passthrough).
+    :param vllm_server_base_url: URL of a `trl vllm-serve` server (passthrough).
+    :param max_episode_tokens: Multi-turn: stop an episode once the model generated this many tokens
+        (None: the environment's own turn limit decides).
+    :param extra: Any other `GRPOConfig` field, passed through as is.
+    """
+
+    steps: int = 50
+    num_generations: int = 8
+    batch: int = 16
+    lr: float = 5e-5
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    loss_type: str = "dapo"
+    beta: float = 0.0
+    use_vllm: bool = False
+    vllm_mode: str = "server"
+    vllm_server_base_url: str | None = None
+    max_episode_tokens: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoRASettings:
+    """
+    Optional LoRA through peft.
+
+    :param enabled: Train adapters instead of all weights.
+    :param r: Rank.
+    :param alpha: Scaling numerator.
+    :param dropout: Adapter dropout.
+    :param target_modules: Module names, or `all-linear`.
+    :param merge_on_save: Merge adapters into the base weights in the final directory (a plain HF model).
+    """
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+    merge_on_save: bool = True
+
+
+@dataclass
+class EvalSettings:
+    """
+    Evaluation on the environment's eval split, before and after training and every N GRPO steps.
+
+    :param every_n_steps: Evaluate during GRPO every N steps (0 = only before and after).
+    :param num_examples: Eval examples (all when None).
+    :param rollouts_per_example: Rollouts per example.
+    :param temperature: Sampling temperature (0 = greedy).
+    :param max_new_tokens: Longest reply (defaults to `grpo.max_new_tokens`).
+    """
+
+    every_n_steps: int = 0
+    num_examples: int | None = 50
+    rollouts_per_example: int = 1
+    temperature: float = 0.0
+    max_new_tokens: int | None = None
+
+
+@dataclass
+class TrainConfig:
+    """
+    Everything a training run needs; `TrainConfig.from_yaml(path, overrides=["grpo.steps=10"])`.
+
+    :param model: A local HF model directory, or `tiny` (the embedded default model, built locally).
+    :param env: Environment name (see `haystack-rl envs`).
+    :param env_args: Keyword arguments of the environment's `load_environment`.
+    :param output_dir: Where checkpoints, logs, the plot and `final/` go.
+    :param seed: Seed of training and of every example's episode seed.
+    :param save_steps: Checkpoint every N steps (SFT and GRPO).
+
+    Usage example:
+    ```python
+    from haystack_rl.training.config import TrainConfig
+
+    config = TrainConfig.from_dict({"env": "reverse_text", "grpo": {"steps": 5}}, overrides=["grpo.lr=1e-4"])
+    assert config.grpo.steps == 5 and config.grpo.lr == 1e-4
+    ```
+    """
+
+    model: str = "tiny"
+    env: str = "reverse_text"
+    env_args: dict[str, Any] = field(default_factory=dict)
+    output_dir: str = "runs/train"
+    seed: int = 0
+    save_steps: int = 50
+    sft: SFTSettings = field(default_factory=SFTSettings)
+    grpo: GRPOSettings = field(default_factory=GRPOSettings)
+    lora: LoRASettings = field(default_factory=LoRASettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self) -> None:
+        if self.grpo.num_generations < 2:
+            raise ConfigError("grpo.num_generations must be >= 2 (GRPO compares completions within a group)")
+        if self.grpo.batch % self.grpo.num_generations:
+            raise ConfigError(
+                f"grpo.batch ({self.grpo.batch}) must be a multiple of "
+                f"grpo.num_generations ({self.grpo.num_generations})"
+            )
+        if self.save_steps < 1:
+            raise ConfigError("save_steps must be >= 1")
+
+    # --- loading -----------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, overrides: list[str] | None = None) -> TrainConfig:
+        """Build from a nested dict; unknown keys and bad types raise `ConfigError` naming the key."""
+        data = _deep_copy(data or {})
+        for override in overrides or []:
+            _apply_override(data, override)
+        return _build(cls, data, "")
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+        """Load a YAML file (a mapping at the top level) and apply `key.sub=value` overrides."""
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise ConfigError(f"cannot read config {path}: {error}") from error
+        if not isinstance(data, dict):
+            raise ConfigError(f"config {path}: the top level must be a mapping, got {type(data).__name__}")
+        return cls.from_dict(data, overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested dict (YAML/JSON friendly) that `from_dict` reads back."""
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        """YAML text of `to_dict`."""
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+
+
+def _apply_override(data: dict[str, Any], override: str) -> None:
+    """Apply `a.b=value` (value parsed as YAML, so `3`, `1e-4`, `true`, `[q, v]` have their types)."""
+    if "=" not in override:
+        raise ConfigError(f"bad override {override!r}: expected key.sub=value")
+    key, raw = override.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"bad override {override!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ConfigError(f"bad override {override!r}: {error}") from error
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"bad override {override!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type[Any], data: dict[str, Any], prefix: str) -> Any:
+    """Instantiate dataclass `cls` from `data`, checking keys and simple types."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; valid: {', '.join(sorted(fields))}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(typing.cast(type, hint), value if value is not None else {}, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {error}") from error
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check `value` against a simple type hint (int/float/str/bool/list/dict, optionally None)."""
+    origin = typing.get_origin(hint)
+    options = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
+    if value is None:
+        if type(None) in options:
+            return None
+        raise ConfigError(f"{key}: may not be null")
+    for option in options:
+        base = typing.get_origin(option) or option
+        if base is bool and isinstance(value, bool):
+            return value
+        if base is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if base is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if base is str and isinstance(value, str):
+            return value
+        if base is list and isinstance(value, list):
+            return list(value)
+        if base is dict and isinstance(value, dict):
+            return dict(value)
+    # YAML reads 1e-4 as a string; accept numeric strings for numeric fields.
+    if isinstance(value, str) and any(o in (int, float) for o in options):
+        try:
+            return int(value) if int in options and value.strip().lstrip("-").isdigit() else float(value)
+        except ValueError:
+            pass
+    names = " | ".join(getattr(o, "__name__", str(o)) for o in options)
+    raise ConfigError(f"{key}: expected {names}, got {value!r}")

@@ -1,0 +1,178 @@
+"""Multi-turn GRPO: a TRL `rollout_func` that plays the environment loop and scores with its rubric."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from typing import Any
+
+from haystack_rl.environments.base import Environment
+from haystack_rl.rollout import Rollout
+from haystack_rl.rubrics.rubric import RewardFunction
+from haystack_rl.runner import derive_seed, play_episode
+from haystack_rl.training.rewards import example_row
+
+logger = logging.getLogger(__name__)
+
+#: Extra field the rollout function returns: per rollout, a JSON object of rubric values (None on error).
+SCORES_FIELD = "rollout_scores"
+
+
+def prompt_key(prompt: Any) -> str:
+    """A lookup key for a rendered opening conversation (role and content of each message)."""
+    if isinstance(prompt, str):
+        return prompt
+    return json.dumps([(m.get("role"), m.get("content")) for m in prompt])
+
+
+class EnvRolloutFunc:
+    """
+    TRL `rollout_func` for multi-turn environments.
+
+    TRL hands it the prompts already repeated `num_generations` times (and nothing else); it recovers each
+    group's example and episode seed from the rendered opening conversation, plays every episode of the
+    batch concurrently through the project's `TransformersChatGenerator` (which batches the concurrent
+    requests of each turn into one forward pass) on the trainer's live model, scores each group with the
+    environment's rubric, and returns one completion per prompt: the token ids after the first prompt, an
+    `env_mask` (0 on tokens the environment wrote, so they carry no gradient), sampling logprobs, and the
+    rubric's values for the reward functions of `scored_reward_funcs`.
+
+    Usage example:
+    ```python
+    from haystack_rl import load_environment
+    from haystack_rl.training.multiturn import EnvRolloutFunc, scored_reward_funcs
+
+    env = load_environment("tic_tac_toe", num_train_examples=8)
+    rollout_func = EnvRolloutFunc(env, "path/to/model", num_generations=4, seed=0, max_new_tokens=16)
+    reward_funcs, weights = scored_reward_funcs(env)
+    # GRPOTrainer(..., reward_funcs=reward_funcs, rollout_func=rollout_func, args=GRPOConfig(reward_weights=weights))
+    ```
+    """
+
+    def __init__(
+        self,
+        environment: Environment,
+        model_dir: str,
+        num_generations: int,
+        seed: int,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        max_total_tokens: int | None = None,
+    ) -> None:
+        from haystack_rl.generators.transformers import TransformersChatGenerator
+
+        self.environment = environment
+        self.num_generations = num_generations
+        self.seed = seed
+        self.max_total_tokens = max_total_tokens
+        self.generation_kwargs = {"max_new_tokens": max_new_tokens, "temperature": temperature}
+        self.generator = TransformersChatGenerator(model=model_dir, max_new_tokens=max_new_tokens,
+                                                   temperature=temperature, max_batch_size=256)  # fmt: skip
+        self.lookup: dict[str, list[tuple[dict[str, Any], int]]] = {}
+        for example in environment.examples("train"):
+            row = example_row(environment, example, seed)
+            self.lookup.setdefault(prompt_key(row["prompt"]), []).append((example, row["episode_seed"]))
+        self._next: Counter[str] = Counter()
+        self.calls = 0
+        self.last_rollouts: list[Rollout] = []
+
+    def _attach(self, trainer: Any) -> None:
+        """Point the generator at the trainer's live (unwrapped) model."""
+        model = trainer.accelerator.unwrap_model(trainer.model) if hasattr(trainer, "accelerator") else trainer.model
+        self.generator.use_model(model, trainer.processing_class)
+
+    def _groups(self, prompts: list[Any]) -> list[tuple[list[int], dict[str, Any], int]]:
+        """Consecutive runs of identical prompts, cut into groups of `num_generations`, each with (example, seed)."""
+        groups: list[tuple[list[int], dict[str, Any], int]] = []
+        index = 0
+        while index < len(prompts):
+            key = prompt_key(prompts[index])
+            end = index
+            while end < len(prompts) and end - index < self.num_generations and prompt_key(prompts[end]) == key:
+                end += 1
+            candidates = self.lookup.get(key)
+            if not candidates:
+                raise KeyError(f"{self.environment.name}: a training prompt matches no example of the train split")
+            example, seed = candidates[self._next[key] % len(candidates)]
+            self._next[key] += 1
+            groups.append((list(range(index, end)), example, seed))
+            index = end
+        return groups
+
+    def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
+        """Play one episode per prompt; returns TRL's `prompt_ids`, `completion_ids`, `logprobs`, `env_mask`."""
+        self._attach(trainer)
+        groups = self._groups(prompts)
+        self.calls += 1
+
+        async def play() -> list[list[Rollout]]:
+            async def group(indices: list[int], example: dict[str, Any], seed: int) -> list[Rollout]:
+                return list(await asyncio.gather(*(
+                    play_episode(self.environment, self.generator, example, seed, rollout_index=i,
+                                 generation_kwargs={**self.generation_kwargs,
+                                                    "seed": derive_seed(self.seed, self.calls, seed, i)},
+                                 max_total_tokens=self.max_total_tokens)
+                    for i in range(len(indices))
+                )))  # fmt: skip
+
+            return list(await asyncio.gather(*(group(*g) for g in groups)))
+
+        played = asyncio.run(play())
+        out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
+        out[SCORES_FIELD] = []
+        self.last_rollouts = []
+        eos = self.generator.tokenizer.eos_token_id
+        for rollouts in played:
+            self.environment.rubric.score_group(rollouts)
+            for rollout in rollouts:
+                self.last_rollouts.append(rollout)
+                try:
+                    if not rollout.turns:
+                        raise ValueError(rollout.error or "no model turn recorded")
+                    ids, mask, logprobs = rollout.completion_tokens()
+                    prompt_ids = rollout.prompt_ids
+                except ValueError as error:  # TokenMismatchError is a ValueError
+                    logger.warning("rollout %s unusable for training: %s", rollout.key, error)
+                    rollout.error = rollout.error or str(error)
+                    prompt_ids = rollout.prompt_ids or [eos]
+                    ids, mask, logprobs = [eos], [0], [0.0]
+                out["prompt_ids"].append(prompt_ids)
+                out["completion_ids"].append(ids)
+                out["env_mask"].append(mask)
+                out["logprobs"].append(logprobs)
+                out[SCORES_FIELD].append(json.dumps(_scores(rollout)))
+        return out
+
+
+def _scores(rollout: Rollout) -> dict[str, float | None]:
+    """Rubric values of a scored rollout; None for failed functions and for errored episodes."""
+    if rollout.error:
+        return {}
+    values: dict[str, float | None] = {**rollout.rewards, **rollout.metrics}
+    values.update({name: None for name in rollout.reward_errors})
+    return values
+
+
+class ScoredReward:
+    """A TRL reward function reading one rubric function's value from the rollout function's scores."""
+
+    def __init__(self, function: RewardFunction) -> None:
+        self.function = function
+        self.__name__ = function.name
+
+    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
+        """One value per completion (None when the function failed or the episode errored)."""
+        scores = kwargs.get(SCORES_FIELD) or [None] * len(prompts)
+        return [json.loads(s).get(self.__name__) if s else None for s in scores]
+
+
+def scored_reward_funcs(environment: Environment) -> tuple[list[ScoredReward], list[float]]:
+    """Reward functions and weights for the rollout-function path (weights as in `rubric_reward_funcs`)."""
+    rubric = environment.rubric
+    weights = [f.weight for f in rubric.functions]
+    scale = sum(w for w in weights if w > 0) if rubric.normalize else 0.0
+    if scale > 0:
+        weights = [w / scale for w in weights]
+    return [ScoredReward(f) for f in rubric.functions], weights

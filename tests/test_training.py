@@ -1,0 +1,296 @@
+"""Training: config, rubric rewards for TRL, SFT demonstrations, GRPO runs (tiny model), LoRA, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+from haystack_rl import Rollout, Rubric, SingleTurnEnv, load_environment
+from haystack_rl.rubrics import RewardFunction
+from haystack_rl.training import ConfigError, TrainConfig, Trainer
+from haystack_rl.training.callbacks import read_records
+from haystack_rl.training.cli import train
+from haystack_rl.training.grpo import run_grpo
+from haystack_rl.training.rewards import build_rollouts, example_row, rubric_reward_funcs
+from haystack_rl.training.sft import demonstrations
+
+pytestmark = pytest.mark.timeout(180)
+
+SMALL_ENV = {"num_train_examples": 16, "num_eval_examples": 2, "min_chars": 5, "max_chars": 8}
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The project's tiny model, built into a temporary directory."""
+    from haystack_rl.models.tiny import ensure_tiny_model
+
+    return str(ensure_tiny_model(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+def small_config(tmp_path: Path, model: str, **sections: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "model": model,
+        "env": "reverse_text",
+        "env_args": SMALL_ENV,
+        "output_dir": str(tmp_path / "run"),
+        "save_steps": 1,
+        "sft": {"enabled": False, "steps": 2, "batch": 4},
+        "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 8, "lr": 1e-3},
+        "eval": {"num_examples": 2, "max_new_tokens": 8},
+    }
+    for name, values in sections.items():
+        config[name] = {**config.get(name, {}), **values} if isinstance(values, dict) else values
+    return config
+
+
+def weights_of(model_dir: str) -> dict[str, torch.Tensor]:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+# --- config ------------------------------------------------------------------------------------
+def test_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("env: reverse_text\ngrpo:\n  steps: 5\n  lr: 1.0e-4\nlora:\n  enabled: true\n")
+    config = TrainConfig.from_yaml(path, overrides=["grpo.steps=7", "lora.target_modules=[q_proj, v_proj]", "seed=3"])
+    assert config.grpo.steps == 7 and config.grpo.lr == 1e-4 and config.seed == 3
+    assert config.lora.enabled and config.lora.target_modules == ["q_proj", "v_proj"]
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ConfigError, match="grpo.stepz"):
+        TrainConfig.from_dict({"grpo": {"stepz": 1}})
+    with pytest.raises(ConfigError, match="grpo.steps"):
+        TrainConfig.from_dict({}, overrides=["grpo.steps=many"])
+    with pytest.raises(ConfigError, match="multiple of"):
+        TrainConfig.from_dict({"grpo": {"batch": 6, "num_generations": 4}})
+    with pytest.raises(ConfigError, match="key.sub=value"):
+        TrainConfig.from_dict({}, overrides=["grpo.steps"])
+
+
+# --- rewards -----------------------------------------------------------------------------------
+def test_reward_funcs_mirror_the_rubric() -> None:
+    env = load_environment("reverse_text", num_eval_examples=4)
+    funcs, weights = rubric_reward_funcs(env)
+    assert [f.__name__ for f in funcs] == ["lcs_reward", "format_reward"]
+    assert weights == pytest.approx([1 / 1.2, 0.2 / 1.2])  # normalized like Rubric's total
+    examples = env.examples("eval")
+    rows = [example_row(env, example, seed=0) for example in examples]
+    replies = [f"<reversed_text>{examples[0]['answer']}</reversed_text>", f"<reversed_text>{examples[1]['prompt']}",
+               "no tags at all", f"<reversed_text>{examples[3]['answer'][:-2]}</reversed_text>"]  # fmt: skip
+    prompts = [row["prompt"] for row in rows]
+    completions = [[{"role": "assistant", "content": reply}] for reply in replies]
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    values = {f.__name__: f(prompts=prompts, completions=completions, **columns) for f in funcs}
+    assert values["lcs_reward"][0] == 1.0 and values["format_reward"][0] == 1.0
+    for index, rollout in enumerate(build_rollouts(prompts, completions, columns)):
+        scored = env.rubric.score(rollout)
+        assert scored.rewards == {name: values[name][index] for name in values}
+        total = sum(w * values[f.__name__][index] for f, w in zip(funcs, weights))
+        assert scored.reward == pytest.approx(total)
+
+
+def test_failing_reward_function_is_logged_not_zero(caplog: pytest.LogCaptureFixture) -> None:
+    def broken(rollout: Rollout) -> float:
+        raise RuntimeError("boom")
+
+    def group_size(rollouts: list[Rollout]) -> list[float]:
+        return [float(len(rollouts))] * len(rollouts)
+
+    rubric = Rubric([RewardFunction(broken), RewardFunction(group_size, 0.0, group=True)])
+    env = SingleTurnEnv(dataset=[{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}], rubric=rubric)
+    funcs, weights = rubric_reward_funcs(env)
+    assert weights == [1.0, 0.0]
+    rows = [example_row(env, example, 0) for example in env.examples("train")] * 2
+    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
+    completions = [[{"role": "assistant", "content": "z"}]] * 4
+    logged: list[tuple[str, float]] = []
+    with caplog.at_level(logging.WARNING):
+        out = funcs[0](
+            prompts=[r["prompt"] for r in rows],
+            completions=completions,
+            log_metric=lambda n, v: logged.append((n, v)),
+            **columns,
+        )
+    assert out == [None] * 4  # NaN in TRL, never a silent 0
+    assert "boom" in caplog.text and sum(funcs[0].errors.values()) == 4
+    assert logged and logged[0][0] == "reward_errors/broken"
+    assert funcs[1](prompts=[r["prompt"] for r in rows], completions=completions, **columns) == [2.0] * 4
+
+
+# --- SFT demonstrations ------------------------------------------------------------------------
+def test_demonstrations_from_baselines() -> None:
+    env = load_environment("reverse_text", num_train_examples=5, num_eval_examples=1)
+    rows = demonstrations(env, "expert")
+    assert len(rows) == 5
+    example = env.examples("train")[0]
+    assert rows[0]["prompt"][-1] == {"role": "user", "content": example["prompt"]}
+    assert rows[0]["completion"] == [
+        {"role": "assistant", "content": f"<reversed_text>{example['answer']}</reversed_text>"}
+    ]
+    weak = demonstrations(env, "copy", num_examples=2)
+    assert weak[0]["completion"][0]["content"] == f"<reversed_text>{example['prompt']}</reversed_text>"
+    with pytest.raises(ValueError, match="baselines"):
+        demonstrations(env, "noisy")
+
+
+# --- training runs ------------------------------------------------------------------------------
+def test_trainer_sft_grpo_end_to_end(tmp_path: Path, tiny_dir: str) -> None:
+    config = small_config(tmp_path, tiny_dir, sft={"enabled": True})
+    trainer = Trainer(config)
+    assert Trainer.from_dict(trainer.to_dict()).config == trainer.config
+    result = trainer.run()
+    out = Path(config["output_dir"])
+    assert result["model_dir"] == str(out / "final")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    AutoModelForCausalLM.from_pretrained(result["model_dir"])
+    tokenizer = AutoTokenizer.from_pretrained(result["model_dir"])
+    assert tokenizer.chat_template and "<|im_start|>" in tokenizer.apply_chat_template(
+        [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True
+    )
+    records = read_records(out / "metrics.jsonl")
+    grpo = [r for r in records if r["stage"] == "grpo" and "reward" in r]
+    assert [r["step"] for r in grpo] == [1, 2]
+    for key in ("reward", "reward_std", "rewards/lcs_reward/mean", "rewards/format_reward/mean",
+                "completions/mean_length", "step_time_s"):  # fmt: skip
+        assert key in grpo[0], key
+    assert any(r["stage"] == "sft" and "loss" in r for r in records)
+    assert (out / "learning_curve.png").stat().st_size > 1000
+    metrics = result["metrics"]
+    for key in ("eval_before", "eval_sft", "eval_after"):
+        assert metrics[key]["rollouts"] == 2 and metrics[key]["reward"] is not None
+    assert json.loads((out / "summary.json").read_text())["eval_after"]["rollouts"] == 2
+
+
+def length_reward(rollout: Rollout) -> float:
+    """Varies across any group of sampled completions, so GRPO has a signal from step 1."""
+    return len(rollout.completion) / 10.0
+
+
+def test_grpo_changes_the_parameters(tmp_path: Path, tiny_dir: str) -> None:
+    env = SingleTurnEnv(dataset=[{"id": str(i), "prompt": f"say {i}"} for i in range(8)],
+                        rubric=Rubric([RewardFunction(length_reward)]))  # fmt: skip
+    config = TrainConfig.from_dict(small_config(tmp_path, tiny_dir, grpo={"temperature": 1.5}))
+    final, metrics = run_grpo(config, env, tiny_dir, tmp_path / "run" / "grpo", tmp_path / "run" / "final")
+    before, after = weights_of(tiny_dir), weights_of(final)
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert changed, "GRPO did not change any parameter"
+    records = read_records(tmp_path / "run" / "metrics.jsonl")
+    assert any(r.get("reward_std", 0) > 0 for r in records)
+
+
+def test_lora_run_saves_a_merged_plain_model(tmp_path: Path, tiny_dir: str) -> None:
+    config = small_config(tmp_path, tiny_dir, lora={"enabled": True, "r": 4, "alpha": 8}, grpo={"steps": 1})
+    result = Trainer(config, evaluate_before_after=False).run()
+    final = Path(result["model_dir"])
+    assert not (final / "adapter_config.json").exists()
+    weights = weights_of(str(final))
+    assert not any("lora" in key for key in weights)
+    assert set(weights) == set(weights_of(tiny_dir))
+
+
+def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, tiny_dir: str) -> None:
+    config = small_config(tmp_path, tiny_dir, grpo={"steps": 2})
+    Trainer(config, evaluate_before_after=False).run()
+    grpo_dir = Path(config["output_dir"]) / "grpo"
+    assert (grpo_dir / "checkpoint-2").is_dir()
+    config["grpo"]["steps"] = 3
+    result = Trainer(config, evaluate_before_after=False).run(resume=True)
+    assert str(result["metrics"]["grpo_resumed_from"]).endswith("checkpoint-2")
+    steps = [r["step"] for r in read_records(Path(config["output_dir"]) / "metrics.jsonl") if "reward" in r]
+    assert steps == [1, 2, 3]  # the log continues; nothing retrained
+
+
+def test_cli_train_command(tmp_path: Path, tiny_dir: str) -> None:
+    app = typer.Typer()
+    app.command()(train)
+    app.command("noop")(lambda: None)  # a second command, so typer keeps `train` as a subcommand
+    path = tmp_path / "train.yml"
+    path.write_text(json.dumps(small_config(tmp_path, tiny_dir)))  # JSON is YAML
+    result = CliRunner().invoke(app, ["train", str(path), "--set", "grpo.steps=1", "--set", "save_steps=5"])
+    assert result.exit_code == 0, result.output
+    assert "evaluation" in result.output and "lcs_reward" in result.output
+    assert (tmp_path / "run" / "final" / "config.json").exists()
+    bad = CliRunner().invoke(app, ["train", str(path), "--set", "grpo.nope=1"])
+    assert bad.exit_code == 2 and "grpo.nope" in bad.output
+
+
+# --- multi-turn (rollout_func) -----------------------------------------------------------------
+def test_rollout_func_masks_environment_tokens(tiny_dir: str) -> None:
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from haystack_rl.training.multiturn import SCORES_FIELD, EnvRolloutFunc, scored_reward_funcs
+
+    env = load_environment("tic_tac_toe", num_train_examples=4, num_eval_examples=1, invalid_move_ends_game=False)
+    func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=6, max_total_tokens=18)
+    rows = [example_row(env, example, 0) for example in env.examples("train")[:2]]
+    prompts = [rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2  # TRL repeats each prompt num_generations times
+    trainer = SimpleNamespace(model=AutoModelForCausalLM.from_pretrained(tiny_dir),
+                              processing_class=AutoTokenizer.from_pretrained(tiny_dir))  # what GRPOTrainer has
+    out = func(prompts, trainer)
+    assert {len(out[k]) for k in ("prompt_ids", "completion_ids", "logprobs", "env_mask", SCORES_FIELD)} == {4}
+    rollouts = func.last_rollouts
+    assert [r.example_id for r in rollouts] == [rows[0]["example_id"]] * 2 + [rows[1]["example_id"]] * 2
+    assert len({r.seed for r in rollouts[:2]}) == 1  # a group shares its episode seed (same opponent)
+    multi = [i for i, r in enumerate(rollouts) if len(r.turns) > 1]
+    assert multi, "expected a multi-turn episode (invalid moves are asked again)"
+    i = multi[0]
+    ids, mask = out["completion_ids"][i], out["env_mask"][i]
+    assert len(ids) == len(mask) == len(out["logprobs"][i]) and 0 in mask and 1 in mask
+    model_tokens = [t for t, m in zip(ids, mask) if m == 1]
+    assert model_tokens == [t for turn in rollouts[i].turns for t in turn.completion_ids]
+    assert out["prompt_ids"][i] == rollouts[i].turns[0].prompt_ids
+    funcs, weights = scored_reward_funcs(env)
+    values = {
+        f.__name__: f(prompts=prompts, completions=[None] * 4, **{SCORES_FIELD: out[SCORES_FIELD]}) for f in funcs
+    }
+    assert values["loss"][i] == rollouts[i].metrics["loss"] and weights == [f.weight for f in env.rubric.functions]
+
+
+def test_multi_turn_grpo_and_demonstrations(tmp_path: Path, tiny_dir: str) -> None:
+    env_args = {"num_train_examples": 4, "num_eval_examples": 1, "invalid_move_ends_game": True}
+    env = load_environment("tic_tac_toe", **env_args)
+    rows = demonstrations(env, "random-legal", num_examples=1)  # one prompt/completion row per model move
+    assert len(rows) >= 3 and all(len(row["completion"]) == 1 for row in rows)
+    assert rows[1]["prompt"][: len(rows[0]["prompt"]) + 1] == rows[0]["prompt"] + rows[0]["completion"]
+    whole = demonstrations(env, "random-legal", num_examples=1, per_turn=False)
+    assert len(whole) == 1 and "Game over" in whole[0]["messages"][-1]["content"]
+    config = small_config(tmp_path, tiny_dir, env="tic_tac_toe",
+                          sft={"enabled": True, "quality": "random-legal", "steps": 1, "batch": 2},
+                          grpo={"steps": 1, "max_new_tokens": 8, "max_episode_tokens": 16})  # fmt: skip
+    config["env_args"] = env_args
+    result = Trainer(config).run()
+    records = read_records(Path(config["output_dir"]) / "metrics.jsonl")
+    grpo = [r for r in records if r["stage"] == "grpo" and "reward" in r]
+    assert grpo and "rewards/win/mean" in grpo[0]
+    assert result["metrics"]["eval_after"]["rollouts"] == 1
+    assert (Path(result["model_dir"]) / "config.json").exists()
+
+
+def test_env_mask_reaches_the_grpo_loss(tmp_path: Path, tiny_dir: str) -> None:
+    from haystack_rl.training.grpo import build_grpo_trainer
+
+    env = load_environment("tic_tac_toe", num_train_examples=2, num_eval_examples=1, invalid_move_ends_game=False)
+    config = TrainConfig.from_dict(
+        small_config(tmp_path, tiny_dir, grpo={"max_new_tokens": 6, "max_episode_tokens": 18})
+    )
+    trainer = build_grpo_trainer(config, env, tiny_dir, tmp_path / "grpo")
+    rows = [trainer.train_dataset[0]] * 2 + [trainer.train_dataset[1]] * 2
+    batch = trainer._generate_and_score_completions(rows)
+    rollouts = trainer.rollout_func.last_rollouts
+    loss_mask = batch["completion_mask"] * batch["tool_mask"]  # what TRL's loss multiplies per-token terms by
+    for row, rollout in enumerate(rollouts):
+        ids, env_mask, _ = rollout.completion_tokens()
+        assert batch["completion_ids"][row, : len(ids)].tolist() == ids
+        assert loss_mask[row, : len(ids)].tolist() == env_mask  # environment tokens: 0, no gradient
+    assert any(0 in r.completion_tokens()[1] for r in rollouts)
