@@ -47,6 +47,17 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+@app.callback()
+def quiet_libraries() -> None:
+    """Keep the terminal for our own progress bars and tables: no library progress bars or info logs."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+
+
 # --- envs ---------------------------------------------------------------------------------------
 @app.command("envs")
 def envs_command() -> None:

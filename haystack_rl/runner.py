@@ -85,6 +85,9 @@ async def play_episode(
                 rollout.turns.append(
                     Turn(list(reply.meta["prompt_ids"]), list(reply.meta["completion_ids"]), reply.meta.get("logprobs"))
                 )
+            # Yield once per turn: a policy that never awaits (a scripted baseline) must not starve the
+            # other tasks, e.g. the one that writes finished groups and advances the progress bar.
+            await asyncio.sleep(0)
             t0 = time.perf_counter()
             try:
                 _, done = environment.step(state, reply)

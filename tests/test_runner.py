@@ -87,3 +87,17 @@ def test_environment_run_as_component():
     assert out["done"] is False and out["messages"][-1].is_from("user")
     out = env.run(state=out["state"], replies=[ChatMessage.from_assistant("<reversed_text>x</reversed_text>")])
     assert out["done"] is True and out["messages"][-1].text == "<reversed_text>x</reversed_text>"
+
+
+def test_groups_stream_out_while_a_blocking_policy_plays():
+    env = load_environment("reverse_text", num_eval_examples=6)
+    calls = []
+
+    def blocking(messages, rng):  # never awaits, like a scripted baseline
+        calls.append(1)
+        return "<reversed_text>x</reversed_text>"
+
+    seen_at = []
+    runner = RolloutRunner(env, FunctionChatGenerator(blocking), rollouts_per_example=2, concurrency=2)
+    asyncio.run(runner.generate(on_group=lambda group: seen_at.append(len(calls))))
+    assert len(seen_at) == 6 and seen_at[0] < len(calls) == 12  # the first group came out before the last play

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers import PrinterCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from haystack_rl.environments.base import Environment
 from haystack_rl.environments.single_turn import SingleTurnEnv
@@ -125,7 +125,7 @@ def build_grpo_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     metrics_path = output_dir.parent / "metrics.jsonl"
-    return GRPOTrainer(
+    trainer = GRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
         args=grpo_args(config, output_dir, weights),
@@ -139,6 +139,8 @@ def build_grpo_trainer(
             *(callbacks or []),
         ],
     )
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
+    return trainer
 
 
 def run_grpo(

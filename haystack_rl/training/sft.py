@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from haystack.dataclasses import ChatMessage
+from transformers import PrinterCallback
 
 from haystack_rl.environments.base import Environment
 from haystack_rl.generators.function import FunctionChatGenerator
@@ -164,6 +165,7 @@ def run_sft(
         peft_config=peft_config,
         callbacks=[JsonlMetricsCallback(output_dir.parent / "metrics.jsonl", "sft"), *(callbacks or [])],
     )
+    trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
     checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     save_plain_model(trainer.model, tokenizer, final, merge=True)
