@@ -50,9 +50,12 @@ def fail(message: str) -> typer.Exit:
 @app.callback()
 def quiet_libraries() -> None:
     """Keep the terminal for our own progress bars and tables: no library progress bars or info logs."""
+    import warnings
+
     import datasets
     import transformers
 
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation notices, not ours
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
