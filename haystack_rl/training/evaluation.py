@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-import statistics
 from typing import Any
 
+from haystack_rl import results
 from haystack_rl.environments.base import Environment
 from haystack_rl.generators.transformers import TransformersChatGenerator
 from haystack_rl.rollout import Rollout
@@ -25,21 +25,20 @@ def make_policy(model: str | Any, max_new_tokens: int, temperature: float, token
 
 
 def summarize(rollouts: list[Rollout]) -> dict[str, Any]:
-    """Mean reward (None-rewards excluded and counted), per-function means, metrics, errors."""
-    rewards = [r.reward for r in rollouts if r.reward is not None]
-    summary: dict[str, Any] = {
-        "reward": statistics.fmean(rewards) if rewards else None,
-        "reward_std": statistics.pstdev(rewards) if len(rewards) > 1 else 0.0,
-        "rollouts": len(rollouts),
-        "unscored": len(rollouts) - len(rewards),
-        "errors": sum(1 for r in rollouts if r.error),
+    """
+    The flat view of `haystack_rl.results.summarize` that training logs and tables use: mean reward
+    (None-rewards excluded and counted), its std, each reward function and metric, counts, errors.
+    """
+    full = results.summarize(rollouts)
+    return {
+        "reward": full["reward_mean"],
+        "reward_std": full["reward_std"] if full["reward_std"] is not None else 0.0,
+        "rollouts": full["n"],
+        "unscored": full["n_unscored"],
+        "errors": full["errors"],
+        **full["rewards"],
+        **full["metrics"],
     }
-    names = sorted({k for r in rollouts for k in (*r.rewards, *r.metrics)})
-    for name in names:
-        values = [r.rewards.get(name, r.metrics.get(name)) for r in rollouts]
-        present = [v for v in values if v is not None]
-        summary[name] = statistics.fmean(present) if present else None
-    return summary
 
 
 def evaluate(
