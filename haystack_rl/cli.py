@@ -10,6 +10,7 @@ import re
 import shlex
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -104,12 +105,16 @@ def build_policy(
     api_key_env: str | None,
     max_tokens: int,
     temperature: float,
+    max_retries: int = 2,
+    timeout: float = 60.0,
 ) -> tuple[Any, dict[str, Any]]:
     """
     The policy generator for a `--model` spec, and the generation kwargs to run it with.
 
     `baseline:NAME` -> the environment's scripted baseline; with `--base-url` -> `OpenAIChatGenerator`
-    on that server; `tiny` or an existing directory -> the in-process `TransformersChatGenerator`.
+    on that server (each request retried `max_retries` times on 429s, 5xx, timeouts and dropped connections,
+    with the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request); `tiny` or an
+    existing directory -> the in-process `TransformersChatGenerator`.
     """
     if model.startswith("baseline:"):
         from haystack_rl.generators import FunctionChatGenerator
@@ -134,7 +139,10 @@ def build_policy(
         # finish reason is kept in each reply's meta in results.jsonl
         logging.getLogger("haystack.components.generators.chat.openai").setLevel(logging.ERROR)
         kwargs = {"max_tokens": max_tokens, "temperature": temperature}
-        return OpenAIChatGenerator(api_key=api_key, model=model, api_base_url=base_url, max_retries=1), kwargs
+        served = OpenAIChatGenerator(
+            api_key=api_key, model=model, api_base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
+        return served, kwargs
     if model == "tiny" or Path(model).is_dir():
         from haystack_rl.generators.transformers import TransformersChatGenerator
 
@@ -144,6 +152,39 @@ def build_policy(
         f"model directory not found: {model!r}; use tiny, an existing model directory, baseline:NAME, "
         "or a served model name with --base-url URL"
     )
+
+
+class AgentEval:
+    """
+    `eval --agent AGENT.yml --dataset FILE`: the environment is `ToolEnv.from_agent`, and the policy is the
+    Agent's own chat generator (played in the environment's tool loop, the one training uses) unless
+    `--model` was given.
+    """
+
+    def __init__(self, agent: Path | None, dataset: str | None, reward: str, model_given: bool) -> None:
+        if agent is None or not dataset:
+            raise CliError("--agent AGENT.yml and --dataset FILE go together")
+        self.agent, self.dataset, self.reward, self.model_given = agent, dataset, reward, model_given
+
+    def build(self) -> tuple[Any, Any]:
+        """(the environment, the Agent's chat generator or None when --model was given)."""
+        from haystack_rl.agents import load_agent
+        from haystack_rl.environments.tool_env import ToolEnv
+
+        try:
+            environment = ToolEnv.from_agent(self.agent, self.dataset, rubric=self.reward)
+            generator = None if self.model_given else load_agent(self.agent).chat_generator
+        except (OSError, ValueError, TypeError) as error:
+            raise CliError(str(error)) from None
+        return environment, generator
+
+    def as_env_args(self) -> dict[str, Any]:
+        """What run.json records as the environment's arguments."""
+        return {"agent": str(self.agent), "dataset": self.dataset, "reward": self.reward}
+
+    def model_label(self, generator: Any) -> str:
+        """The model name recorded for the Agent's own generator."""
+        return str(getattr(generator, "model", None) or getattr(generator, "name", None) or type(generator).__name__)
 
 
 def check_resume(output_dir: Path, config: dict[str, Any]) -> None:
@@ -177,7 +218,10 @@ def count_finished_groups(results: Path, example_ids: set[str], rollouts_per_exa
 
 @app.command("eval")
 def eval_command(
-    env: str = typer.Argument(..., help="Environment name (see `haystack-rl envs`)."),
+    ctx: typer.Context,
+    env: str | None = typer.Argument(
+        None, help="Environment name (see `haystack-rl envs`); leave out with --agent/--dataset."
+    ),
     model: str = typer.Option(
         "tiny",
         "--model",
@@ -200,17 +244,41 @@ def eval_command(
     output: Path | None = typer.Option(None, "--output", "-o", help="Output directory (default: outputs/evals/...)."),
     resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --output."),
     split: str = typer.Option("eval", "--split", help="Dataset split: eval or train."),
+    max_retries: int = typer.Option(
+        2, "--max-retries", min=0, help="Retries per request to --base-url on 429/5xx/timeouts (with backoff)."
+    ),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds per request to --base-url."),
+    fail_on_error: bool = typer.Option(
+        False, "--fail-on-error", help="Exit with code 1 when any rollout failed (errors are always recorded)."
+    ),
+    agent: Path | None = typer.Option(
+        None,
+        "--agent",
+        help="Instead of ENV: an agent YAML; its tools, system prompt and step limit make the "
+        "environment, and its chat generator is the policy unless --model is given.",
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="With --agent: tasks (prompt, answer) as JSONL/JSON/CSV."
+    ),
+    reward: str = typer.Option(
+        "exact_match", "--reward", help="With --agent: answer reward (exact_match, numeric_match, token_f1)."
+    ),
 ) -> None:
     """Evaluate a model on an environment; rollouts stream to results.jsonl, the summary to metadata.json."""
     try:
+        agent_setup = None
+        if agent is not None or dataset is not None:
+            model_given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"
+            agent_setup = AgentEval(agent, dataset, reward, model_given)
         _eval(env, model, base_url, api_key_env, num_examples, rollouts_per_example, concurrency, env_args,
-              max_tokens, temperature, seed, output, resume, split)  # fmt: skip
+              max_tokens, temperature, seed, output, resume, split, max_retries, timeout, fail_on_error,
+              agent_setup)  # fmt: skip
     except CliError as error:
         raise fail(str(error)) from None
 
 
 def _eval(
-    env_name: str,
+    env_name: str | None,
     model: str,
     base_url: str | None,
     api_key_env: str | None,
@@ -224,6 +292,10 @@ def _eval(
     output: Path | None,
     resume: bool,
     split: str,
+    max_retries: int = 2,
+    timeout: float = 60.0,
+    fail_on_error: bool = False,
+    agent_setup: AgentEval | None = None,
 ) -> None:
     from haystack_rl.registry import available_environments, load_environment
     from haystack_rl.results import ResultsWriter, print_summary
@@ -232,13 +304,28 @@ def _eval(
     env_args = parse_env_args(env_args_text)
     if split not in ("eval", "train"):
         raise CliError(f"--split must be eval or train, got {split!r}")
-    if env_name not in available_environments():
-        raise CliError(f"unknown environment {env_name!r}; available: {', '.join(available_environments())}")
-    try:
-        environment = load_environment(env_name, **env_args)
-    except (TypeError, ValueError) as error:
-        raise CliError(f"{env_name}: cannot build the environment with {env_args}: {error}") from None
-    policy, generation_kwargs = build_policy(model, environment, base_url, api_key_env, max_tokens, temperature)
+    policy: Any = None
+    generation_kwargs: dict[str, Any] = {}
+    if agent_setup is not None:
+        if env_name is not None or env_args:
+            raise CliError("give either an environment name (with -a) or --agent AGENT.yml --dataset FILE, not both")
+        environment, policy = agent_setup.build()
+        env_name, env_args = environment.name, agent_setup.as_env_args()
+        if policy is not None:
+            model = agent_setup.model_label(policy)
+    else:
+        if env_name is None:
+            raise CliError("give an environment name (see `haystack-rl envs`), or --agent AGENT.yml --dataset FILE")
+        if env_name not in available_environments():
+            raise CliError(f"unknown environment {env_name!r}; available: {', '.join(available_environments())}")
+        try:
+            environment = load_environment(env_name, **env_args)
+        except (TypeError, ValueError) as error:
+            raise CliError(f"{env_name}: cannot build the environment with {env_args}: {error}") from None
+    if policy is None:
+        policy, generation_kwargs = build_policy(
+            model, environment, base_url, api_key_env, max_tokens, temperature, max_retries=max_retries, timeout=timeout
+        )
     if hasattr(policy, "warm_up"):
         try:
             policy.warm_up()  # load a local model now, so a bad directory is a clear error, not a traceback
@@ -258,6 +345,8 @@ def _eval(
         "temperature": temperature,
         "seed": seed,
         "split": split,
+        "max_retries": max_retries,
+        "timeout": timeout,
     }
     if resume:
         if output is None:
@@ -312,6 +401,20 @@ def _eval(
     summary = writer.run(rollouts, run_info=run_info)["summary"]
     print_summary(summary, console, title=f"{env_name} · {model}")
     console.print(f"results: {output / RESULTS_FILE} · metadata: {output / 'metadata.json'}", highlight=False)
+    failed = summary["errors"] + sum(summary["reward_errors"].values())
+    if failed:
+        # "policy: RateLimitError: Error code: 429 ..." -> counted as "policy: RateLimitError"
+        kinds = Counter(":".join(r.error.split(":", 2)[:2]) for r in rollouts if r.error)
+        by_kind = ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+        hint = "" if fail_on_error else " (pass --fail-on-error to exit non-zero)"
+        err_console.print(
+            f"[yellow]warning:[/yellow] {summary['errors']} of {summary['n']} rollouts failed"
+            f"{f' ({by_kind})' if by_kind else ''}, {sum(summary['reward_errors'].values())} reward errors; "
+            f"see results.jsonl{hint}",
+            highlight=False,
+        )
+        if fail_on_error:
+            raise typer.Exit(code=1)
 
 
 # --- run ----------------------------------------------------------------------------------------
@@ -385,11 +488,41 @@ def _loading_problem(error: Exception) -> str:
     return (f"component {where.group(1)!r}: " if where else "") + message
 
 
+def agent_inputs(pipeline: Any, message: str) -> dict[str, dict[str, Any]]:
+    """Pipeline inputs giving `message` (as a user message) to each Agent whose `messages` input is open."""
+    from haystack.components.agents import Agent
+    from haystack.dataclasses import ChatMessage
+
+    open_inputs = pipeline.inputs()
+    names = [name for name, instance in pipeline.walk()
+             if isinstance(instance, Agent) and "messages" in open_inputs.get(name, {})]  # fmt: skip
+    if not names:
+        raise CliError("--message: the pipeline has no Agent component waiting for messages")
+    return {name: {"messages": [ChatMessage.from_user(message)]} for name in names}
+
+
+def print_conversation(messages: list[Any], title: str) -> None:
+    """An Agent's conversation, one line per message: tool calls, tool results and the final reply."""
+    console.print(f"[bold]{escape(title)}[/bold]", highlight=False)
+    for message in messages:
+        role = message.role.value
+        if message.tool_call_result is not None:
+            result = message.tool_call_result
+            text = f"{'error: ' if result.error else ''}{result.result}"
+        else:
+            calls = [f"{c.tool_name}({json.dumps(c.arguments, ensure_ascii=False)})" for c in message.tool_calls]
+            text = " ".join(filter(None, [message.text or "", *(f"→ {c}" for c in calls)]))
+        console.print(f"[dim]{role:>9}[/dim] {escape(text)}", highlight=False, soft_wrap=True)
+
+
 @app.command("run")
 def run_command(
     pipeline: Path = typer.Argument(..., help="A Haystack pipeline YAML file."),
     overrides: list[str] = typer.Option(
         [], "--set", help="Override an init parameter: COMPONENT.PARAM[.SUB...]=VALUE (value read as YAML)."
+    ),
+    message: str | None = typer.Option(
+        None, "--message", help="Ask the pipeline's Agent this question (a user message) and print the conversation."
     ),
 ) -> None:
     """Run a YAML pipeline (e.g. pipelines/reverse_text_eval.yml) and print its summary if it has one."""
@@ -397,10 +530,10 @@ def run_command(
 
     try:
         loaded = load_pipeline(pipeline, overrides)
+        data: dict[str, dict[str, Any]] = agent_inputs(loaded, message) if message is not None else {}
     except CliError as error:
         raise fail(str(error)) from None
     command = shlex.join(["haystack-rl", *sys.argv[1:]])
-    data: dict[str, dict[str, Any]] = {}
     for name, instance in loaded.walk():
         if isinstance(instance, ResultsWriter):
             data[name] = {"run_info": {"command": command, "pipeline": str(pipeline), "overrides": list(overrides)}}
@@ -415,6 +548,9 @@ def run_command(
         raise typer.Exit(code=1) from None
     elapsed = time.perf_counter() - start
     printed = False
+    for name in data if message is not None else ():
+        print_conversation(outputs.get(name, {}).get("messages") or [], f"{pipeline.name} · {name}")
+        printed = True
     for name, result in outputs.items():
         if isinstance(result, dict) and isinstance(result.get("summary"), dict):
             summary = result["summary"]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
+from haystack.dataclasses import ChatRole
 
 from haystack_rl.rollout import Rollout
 
@@ -38,6 +39,38 @@ def _std(values: Sequence[float]) -> float | None:
 def passes(rollout: Rollout) -> bool:
     """Whether a rollout counts as a success for pass@k: reward >= 1.0 - 1e-9 (unscored rollouts fail)."""
     return rollout.reward is not None and rollout.reward >= PASS_THRESHOLD
+
+
+def tool_use_stats(rollouts: Sequence[Rollout]) -> dict[str, float | None]:
+    """
+    Task success and tool use of a batch of rollouts: `success` (share that `passes`), and, when the
+    rollouts come from a tool environment (`info["tool_calls"]`), `tool_calls_per_rollout`,
+    `tool_error_rate` (errored calls / calls; None without calls) and `no_tool_share` (share answering
+    without any tool call). Empty for no rollouts.
+
+    Usage example:
+    ```python
+    from haystack_rl import Rollout
+    from haystack_rl.results import tool_use_stats
+
+    used = Rollout(example_id="0", rollout_index=0, seed=0, reward=1.0,
+                   info={"tool_calls": 2, "tool_errors": {"timeout": 1}})
+    idle = Rollout(example_id="0", rollout_index=1, seed=0, reward=0.0, info={"tool_calls": 0})
+    stats = tool_use_stats([used, idle])
+    assert stats == {"success": 0.5, "tool_calls_per_rollout": 1.0, "tool_error_rate": 0.5, "no_tool_share": 0.5}
+    ```
+    """
+    if not rollouts:
+        return {}
+    out: dict[str, float | None] = {"success": sum(passes(r) for r in rollouts) / len(rollouts)}
+    tool_rollouts = [r for r in rollouts if "tool_calls" in r.info]
+    if tool_rollouts:
+        calls = [int(r.info["tool_calls"]) for r in tool_rollouts]
+        errors = sum(sum((r.info.get("tool_errors") or {}).values()) for r in tool_rollouts)
+        out["tool_calls_per_rollout"] = sum(calls) / len(calls)
+        out["tool_error_rate"] = errors / sum(calls) if sum(calls) else None
+        out["no_tool_share"] = sum(c == 0 for c in calls) / len(calls)
+    return out
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -96,7 +129,7 @@ def completion_token_count(rollout: Rollout) -> int | None:
     counts = [
         m.meta["usage"].get("completion_tokens")
         for m in rollout.messages
-        if m.is_from("assistant") and isinstance(m.meta.get("usage"), dict)
+        if m.role is ChatRole.ASSISTANT and isinstance(m.meta.get("usage"), dict)
     ]
     if not counts or any(not isinstance(c, int) for c in counts):
         return None

@@ -14,7 +14,7 @@ from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl.environments.base import Environment, State
-from haystack_rl.rollout import Rollout, Turn, read_rollouts, write_rollouts
+from haystack_rl.rollout import Rollout, RolloutWriter, Turn, read_rollouts, write_rollouts
 
 RESULTS_FILE = "results.jsonl"
 
@@ -90,7 +90,10 @@ async def play_episode(
             await asyncio.sleep(0)
             t0 = time.perf_counter()
             try:
-                _, done = environment.step(state, reply)
+                if tools:  # tools run inside step and may be slow: off the event loop, so others go on
+                    _, done = await asyncio.to_thread(environment.step, state, reply)
+                else:
+                    _, done = environment.step(state, reply)
             except Exception as error:  # noqa: BLE001 - recorded on the rollout
                 rollout.error, rollout.stop_reason = f"environment: {type(error).__name__}: {error}", "error"
                 break
@@ -185,6 +188,7 @@ class RolloutRunner:
             examples = self.environment.examples(self.split, self.num_examples)
         finished = self._load_finished()
         semaphore = asyncio.Semaphore(self.concurrency)
+        writer = RolloutWriter(self._results_path()) if self.output_dir else None
 
         async def one(example: dict[str, Any], index: int) -> Rollout:
             async with semaphore:
@@ -197,13 +201,17 @@ class RolloutRunner:
                 return finished[key]
             rollouts = await asyncio.gather(*(one(example, i) for i in range(self.rollouts_per_example)))
             scored = self.environment.rubric.score_group(list(rollouts))
-            if self.output_dir:
-                write_rollouts(self._results_path(), scored)
+            if writer is not None:
+                writer.write(scored)
             if on_group is not None:
                 on_group(scored)
             return scored
 
-        groups = await asyncio.gather(*(group(example) for example in examples))
+        try:
+            groups = await asyncio.gather(*(group(example) for example in examples))
+        finally:
+            if writer is not None:
+                writer.close()
         return [rollout for rollouts in groups for rollout in rollouts]
 
     def _results_path(self) -> Path:

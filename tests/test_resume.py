@@ -120,3 +120,90 @@ def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
 def test_the_plugin_is_listed_by_envs(plugin_env):
     listed = subprocess.run(command("envs"), env=plugin_env, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and "slow_reverse" in listed.stdout
+
+
+# --- training --------------------------------------------------------------------------------------
+TRAIN_STEPS, SAVE_STEPS, KILL_AFTER = 8, 2, 2
+
+
+def train_config(tmp_path, model_dir):
+    return {
+        "model": str(model_dir),
+        "env": "reverse_text",
+        "env_args": {"num_train_examples": 16, "num_eval_examples": 1, "min_chars": 5, "max_chars": 8},
+        "output_dir": str(tmp_path / "train"),
+        "save_steps": SAVE_STEPS,
+        "sft": {"enabled": False},
+        "grpo": {"steps": TRAIN_STEPS, "batch": 4, "num_generations": 2, "max_new_tokens": 6, "lr": 1e-3},
+        "eval": {"num_examples": 1, "max_new_tokens": 4},
+    }
+
+
+def complete_checkpoints(grpo_dir):
+    """Steps of the checkpoints whose trainer_state.json (written last) is there."""
+    return sorted(int(p.parent.name.split("-")[1]) for p in grpo_dir.glob("checkpoint-*/trainer_state.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # two trainer start-ups; minutes on a loaded 2-core machine
+def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, tiny_model_path):
+    from transformers import AutoModelForCausalLM
+
+    from haystack_rl.training.callbacks import read_records
+
+    config = train_config(tmp_path, tiny_model_path)
+    path = tmp_path / "train.yml"
+    path.write_text(json.dumps(config))  # JSON is YAML
+    out = Path(config["output_dir"])
+    env = {**os.environ, "COLUMNS": "120", "OMP_NUM_THREADS": "1"}
+    log = tmp_path / "train.log"
+    with open(log, "wb") as handle:  # a file, not a pipe: a full pipe would block the trainer
+        process = subprocess.Popen(command("train", path), env=env, stdout=handle, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 400
+        while not complete_checkpoints(out / "grpo") or complete_checkpoints(out / "grpo")[-1] < KILL_AFTER:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "no GRPO checkpoint in 400 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (out / "final").exists() and not (out / "summary.json").exists(), "the run finished before the kill"
+    last = complete_checkpoints(out / "grpo")[-1]
+    assert KILL_AFTER <= last < TRAIN_STEPS
+    logged_before = len((out / "metrics.jsonl").read_text().splitlines())
+
+    resumed = subprocess.run(command("train", path, "--resume"), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["grpo_resumed_from"] == str(out / "grpo" / f"checkpoint-{last}")
+    records = read_records(out / "metrics.jsonl")[logged_before:]
+    steps = [r["step"] for r in records if r.get("stage") == "grpo" and "reward" in r]
+    assert steps == list(range(last + 1, TRAIN_STEPS + 1)), steps  # continued from the checkpoint, not step 0
+    model = AutoModelForCausalLM.from_pretrained(out / "final")
+    assert sum(p.numel() for p in model.parameters()) > 0
+
+
+@pytest.mark.slow
+def test_a_checkpoint_torn_by_a_kill_mid_save_is_skipped(tmp_path, tiny_model_path):
+    """A kill during a save leaves checkpoint-N without trainer_state.json: resume from the one before."""
+    import shutil
+
+    from haystack_rl.training import Trainer
+
+    config = train_config(tmp_path, tiny_model_path)
+    config["grpo"]["steps"] = 2
+    Trainer(config, evaluate_before_after=False).run()
+    grpo_dir = Path(config["output_dir"]) / "grpo"
+    assert complete_checkpoints(grpo_dir) == [2]
+    torn = grpo_dir / "checkpoint-3"
+    torn.mkdir()
+    shutil.copy(grpo_dir / "checkpoint-2" / "config.json", torn / "config.json")  # saving stopped here
+    config["grpo"]["steps"] = 4
+    result = Trainer(config, evaluate_before_after=False).run(resume=True)
+    assert str(result["metrics"]["grpo_resumed_from"]).endswith("checkpoint-2")
+    assert complete_checkpoints(grpo_dir)[-1] == 4 and (Path(result["model_dir"]) / "config.json").exists()

@@ -232,7 +232,7 @@ def test_rubric_clean_win_draw_and_penalties():
     moves = [m.text for m in transcript if m.is_from("assistant")]
     win = play_scripted(env, example, seed, moves)
     assert win.rewards == {"outcome_reward": 1.0, "format_reward": 1.0, "invalid_move_penalty": 0.0}
-    assert win.metrics == {"win": 1.0, "draw": 0.0, "loss": 0.0, "invalid_move_rate": 0.0}
+    assert win.metrics == {"win": 1.0, "draw": 0.0, "loss": 0.0, "unfinished": 0.0, "invalid_move_rate": 0.0}
     assert win.reward == pytest.approx(1.2)
 
     messy = play_scripted(env, example, seed, ["<move>42</move>", "sure: " + moves[0], *moves[1:]])
@@ -257,11 +257,25 @@ def test_rubric_loss_and_weights():
     lost = play_scripted(env, env.examples()[0], 0, ["<move>5</move>", "<move>5</move>"])  # forfeits
     assert lost.info["winner"] == "opponent" and lost.info["turns"] == 2
     # a zero weight turns format_reward into a metric
-    assert lost.metrics == {"format_reward": 1.0, "win": 0.0, "draw": 0.0, "loss": 1.0, "invalid_move_rate": 0.5}
+    assert lost.metrics == {"format_reward": 1.0, "win": 0.0, "draw": 0.0, "loss": 1.0, "unfinished": 0.0,
+                            "invalid_move_rate": 0.5}  # fmt: skip
     assert lost.reward == pytest.approx(2.0 * 0.0 + 0.0 * 1.0 + 0.5 * -0.1)
     weights = {f.name: f.weight for f in env.rubric.functions}
     assert weights == {"outcome_reward": 2.0, "format_reward": 0.0, "invalid_move_penalty": 0.5,
-                       "win": 0.0, "draw": 0.0, "loss": 0.0, "invalid_move_rate": 0.0}  # fmt: skip
+                       "win": 0.0, "draw": 0.0, "loss": 0.0, "unfinished": 0.0, "invalid_move_rate": 0.0}  # fmt: skip
+
+
+def test_game_stopped_at_max_turns_is_unfinished_not_silently_lost():
+    env = TicTacToeEnv(num_eval_examples=2, max_turns=3, **MINIMAX)
+    stopped = play_scripted(env, env.examples()[0], 0, ["<move>0</move>"] * 3)  # three invalid moves
+    assert stopped.info["winner"] is None and stopped.info["stop_reason"] == "max_turns"
+    assert stopped.rewards["outcome_reward"] == 0.0  # scored like a loss
+    assert stopped.metrics == {"win": 0.0, "draw": 0.0, "loss": 0.0, "unfinished": 1.0, "invalid_move_rate": 1.0}
+    full = env_with(**RANDOM)
+    finished = [play_scripted(full, ex, 0, [m.text for m in full.demonstrate(ex, 0) if m.is_from("assistant")])
+                for ex in full.examples()]  # fmt: skip
+    for rollout in (stopped, *finished):  # every game lands in exactly one outcome
+        assert sum(rollout.metrics[k] for k in ("win", "draw", "loss", "unfinished")) == 1.0
 
 
 # --- demonstrations, baselines, serialization --------------------------------------------------------

@@ -61,8 +61,8 @@ def test_cached_build_is_reused(tiny_model_path: Path) -> None:
 
 def test_cache_root_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HAYSTACK_RL_CACHE", str(tmp_path))
-    assert tiny_module.default_tiny_model_path() == tmp_path / "models" / "tiny-v1"
-    assert tiny_module.default_tiny_model_path(seed=3) == tmp_path / "models" / "tiny-v1-seed3"
+    assert tiny_module.default_tiny_model_path() == tmp_path / "models" / "tiny-v2"
+    assert tiny_module.default_tiny_model_path(seed=3) == tmp_path / "models" / "tiny-v2-seed3"
 
 
 def test_resolve_model(tmp_path: Path) -> None:

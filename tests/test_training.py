@@ -294,3 +294,60 @@ def test_env_mask_reaches_the_grpo_loss(tmp_path: Path, tiny_dir: str) -> None:
         assert batch["completion_ids"][row, : len(ids)].tolist() == ids
         assert loss_mask[row, : len(ids)].tolist() == env_mask  # environment tokens: 0, no gradient
     assert any(0 in r.completion_tokens()[1] for r in rollouts)
+
+
+# --- several processes (torchrun, gloo) ---------------------------------------------------------
+RANK_LOGGING_LAUNCHER = '''
+"""`haystack-rl train` with a callback that logs, per process, its rank, the world size and each step."""
+import json
+import sys
+
+from transformers import TrainerCallback
+
+from haystack_rl.cli import app
+from haystack_rl.training import Trainer
+
+
+class RankLog(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        stage = "grpo" if type(args).__name__.startswith("GRPO") else "sft"
+        with open(f"{sys.argv[1]}/rank{args.process_index}.jsonl", "a") as handle:
+            handle.write(json.dumps({"world_size": args.world_size, "stage": stage, "step": state.global_step}) + "\\n")
+
+
+init = Trainer.__init__
+Trainer.__init__ = lambda self, *a, **k: (init(self, *a, **k), self.add_callback(RankLog()))[0]
+app(sys.argv[2:])
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_processes_train_with_gloo(tmp_path: Path, tiny_dir: str) -> None:
+    """`torchrun --nproc_per_node 2 -m haystack_rl.cli train`: both ranks step (DDP), rank 0 alone reports."""
+    import os
+    import subprocess
+    import sys
+
+    config = small_config(tmp_path, tiny_dir, sft={"enabled": True, "steps": 2, "batch": 2})
+    path = tmp_path / "train.yml"
+    path.write_text(json.dumps(config))
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(RANK_LOGGING_LAUNCHER)
+    ranks = tmp_path / "ranks"
+    ranks.mkdir()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(launcher), str(ranks), "train", str(path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=280, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for rank in (0, 1):
+        records = [json.loads(line) for line in (ranks / f"rank{rank}.jsonl").read_text().splitlines()]
+        assert {r["world_size"] for r in records} == {2}
+        assert [r["step"] for r in records if r["stage"] == "sft"] == [1, 2]
+        assert [r["step"] for r in records if r["stage"] == "grpo"] == [1, 2]
+    assert done.stdout.count("evaluation (eval split)") == 1  # rank 0 alone prints the table
+    out = Path(config["output_dir"])
+    assert [r["step"] for r in read_records(out / "metrics.jsonl") if r["stage"] == "grpo" and "reward" in r] == [1, 2]
+    assert (out / "learning_curve.png").exists() and json.loads((out / "summary.json").read_text())["eval_after"]
+    weights_of(str(out / "final"))  # a plain model directory that loads

@@ -7,6 +7,8 @@ import math
 from fractions import Fraction
 
 MAX_EXPRESSION_CHARS = 200
+#: Largest magnitude of any intermediate result (beyond it a result no longer prints as a float or an int).
+MAX_MAGNITUDE = 10**300
 _BINARY = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
 
 
@@ -26,7 +28,7 @@ def evaluate(expression: str) -> Fraction:
     ```
 
     :raises CalculatorError: On anything else (names, calls, `**`, attribute access...), on division by
-        zero, and on expressions longer than 200 characters.
+        zero, on results larger than 1e300, and on expressions longer than 200 characters.
     """
     if not isinstance(expression, str):
         raise CalculatorError(f"expected an expression string, got {type(expression).__name__}")
@@ -50,14 +52,18 @@ def _walk(node: ast.AST) -> Fraction:
     if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
         left, right = _walk(node.left), _walk(node.right)
         if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return left * right
-        if right == 0:
+            result = left + right
+        elif isinstance(node.op, ast.Sub):
+            result = left - right
+        elif isinstance(node.op, ast.Mult):
+            result = left * right
+        elif right == 0:
             raise CalculatorError("division by zero")
-        return left / right
+        else:
+            result = left / right
+        if abs(result) > MAX_MAGNITUDE:
+            raise CalculatorError(f"the result is too large (more than {MAX_MAGNITUDE:.0e})")
+        return result
     raise CalculatorError(f"only numbers, + - * / and parentheses are allowed, not {_describe(node)}")
 
 

@@ -11,6 +11,7 @@ from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.tools import create_tool_from_function
 
 from haystack_rl import Rubric, ToolEnv
+from haystack_rl.environments.tool_env import demonstration_policy
 from haystack_rl.rubrics import RewardFunction
 from haystack_rl.rubrics.tool_rewards import num_tool_calls, num_tool_errors, numeric_match, tool_call_validity
 from haystack_rl_envs.calculator.arithmetic import calculator, evaluate, format_number
@@ -97,6 +98,23 @@ def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | Ch
                                                            id="call_0")])  # fmt: skip
 
 
+def format_only_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
+    """
+    A novice with the format but not the skill: calls the calculator in the right syntax on the problem's
+    numbers joined by random operators, then answers with the result or, half the time, with a number of
+    the problem (not using the result).
+    """
+    problem = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
+    numbers = re.findall(r"\d+", problem) or ["0"]
+    last = messages[-1]
+    if last.is_from("tool") and last.tool_call_result is not None:
+        used = rng.random() < 0.5 and not last.tool_call_result.error
+        return f"<answer>{last.tool_call_result.result if used else rng.choice(numbers)}</answer>"
+    expression = numbers[0] + "".join(f" {rng.choice('+-*')} {n}" for n in numbers[1:])
+    return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="calculator", arguments={"expression": expression},
+                                                           id="call_0")])  # fmt: skip
+
+
 def no_tool_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
     """Guesses a number without calling the tool (a floor to compare with)."""
     return f"<answer>{rng.randint(0, 100)}</answer>"
@@ -145,8 +163,15 @@ class CalculatorEnv(ToolEnv):
                          rubric=rubric, max_turns=max_turns, tool_timeout_s=tool_timeout_s)  # fmt: skip
 
     def baselines(self) -> dict[str, Any]:
-        """`oracle` (calls the calculator with the right expression) and `no_tool` (guesses)."""
-        return {"oracle": oracle_baseline, "no_tool": no_tool_baseline}
+        """`oracle` (calls the calculator with the right expression), `format_only` and `no_tool` (guesses)."""
+        return {"oracle": oracle_baseline, "format_only": format_only_baseline, "no_tool": no_tool_baseline}
+
+    def demonstrate(self, example: dict[str, Any], seed: int, quality: str = "expert") -> list[ChatMessage]:
+        """
+        A transcript for SFT warm start: `expert` (the oracle's call and answer), `noisy` (a novice reply
+        30% of the time) or `format-only` (the `format_only` baseline: right syntax, no skill).
+        """
+        return self.play_scripted(demonstration_policy(quality, oracle_baseline, format_only_baseline), example, seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the knobs (problems are regenerated from them)."""

@@ -14,6 +14,7 @@ from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.tools import PipelineTool, Toolset
 
 from haystack_rl import Rubric, ToolEnv
+from haystack_rl.environments.tool_env import demonstration_policy
 from haystack_rl.rubrics import RewardFunction
 from haystack_rl.rubrics.tool_rewards import (
     exact_match,
@@ -106,6 +107,22 @@ def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | Ch
                                                            id="call_0")])  # fmt: skip
 
 
+def format_only_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
+    """
+    A novice with the format but not the skill: searches with two random words of the question, then
+    answers with a random word of the results or, half the time, of the question (not using the result).
+    """
+    question = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
+    words = re.findall(r"\w+", question) or ["?"]
+    last = messages[-1]
+    if last.is_from("tool") and last.tool_call_result is not None:
+        found = re.findall(r"\w+", _RESULT_ID.sub("", str(last.tool_call_result.result)))
+        return f"<answer>{rng.choice(found if found and rng.random() < 0.5 else words)}</answer>"
+    query = " ".join(rng.sample(words, min(2, len(words))))
+    return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="search", arguments={"query": query},
+                                                           id="call_0")])  # fmt: skip
+
+
 def no_search_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
     """Answers without searching (a floor: the corpus is fictional)."""
     return "<answer>unknown</answer>"
@@ -148,8 +165,15 @@ class SearchQAEnv(ToolEnv):
                          tool_timeout_s=tool_timeout_s)  # fmt: skip
 
     def baselines(self) -> dict[str, Any]:
-        """`oracle` (searches with the question, answers from the top document) and `no_search`."""
-        return {"oracle": oracle_baseline, "no_search": no_search_baseline}
+        """`oracle` (searches with the question, answers from the top document), `format_only`, `no_search`."""
+        return {"oracle": oracle_baseline, "format_only": format_only_baseline, "no_search": no_search_baseline}
+
+    def demonstrate(self, example: dict[str, Any], seed: int, quality: str = "expert") -> list[ChatMessage]:
+        """
+        A transcript for SFT warm start: `expert` (the oracle's search and answer), `noisy` (a novice reply
+        30% of the time) or `format-only` (the `format_only` baseline: right syntax, no skill).
+        """
+        return self.play_scripted(demonstration_policy(quality, oracle_baseline, format_only_baseline), example, seed)
 
     def to_dict(self) -> dict[str, Any]:
         """Serialize the knobs (corpus and tool are rebuilt from them)."""

@@ -28,7 +28,7 @@ _MARK = re.compile(r"You play ([XO])\b")
 
 # --- rubric: module-level so the rubric serializes by import path ---------------------------------
 def outcome_reward(rollout: Rollout) -> float:
-    """1 for a win, 0.5 for a draw, 0 for a loss or an unfinished game."""
+    """1 for a win, 0.5 for a draw, 0 for a loss or an unfinished game (see `unfinished`)."""
     return {"model": 1.0, "draw": 0.5}.get(str(rollout.info.get("winner")), 0.0)
 
 
@@ -55,6 +55,11 @@ def draw(rollout: Rollout) -> float:
 def loss(rollout: Rollout) -> float:
     """Metric: 1 for a loss (a game ended by an invalid move is a loss)."""
     return float(rollout.info.get("winner") == "opponent")
+
+
+def unfinished(rollout: Rollout) -> float:
+    """Metric: 1 for a game stopped before its end (turn limit or token budget); it scores like a loss."""
+    return float(rollout.info.get("winner") is None)
 
 
 def invalid_move_rate(rollout: Rollout) -> float:
@@ -106,7 +111,9 @@ class TicTacToeEnv(MultiTurnEnv):
 
     Reward (not normalized): `outcome_weight` x (win 1 / draw 0.5 / loss 0) + `format_weight` x share of
     well-formed replies + `invalid_move_weight` x (-0.1 if any invalid move). A clean win scores 1.2.
-    Metrics: win, draw, loss, invalid_move_rate. `state.info` holds board, winner ("model", "opponent",
+    Metrics: win, draw, loss, unfinished (stopped by `max_turns` or a token budget, e.g. after many
+    invalid moves; scored 0 like a loss but counted apart, so win + draw + loss + unfinished = 1),
+    invalid_move_rate. `state.info` holds board, winner ("model", "opponent",
     "draw" or None), model_starts, random_move_prob, opponent (strength bucket), invalid_moves, turns, moves.
 
     Usage example:
@@ -159,7 +166,7 @@ class TicTacToeEnv(MultiTurnEnv):
                 RewardFunction(outcome_reward, outcome_weight),
                 RewardFunction(format_reward, format_weight),
                 RewardFunction(invalid_move_penalty, invalid_move_weight),
-                *(RewardFunction(metric, 0.0) for metric in (win, draw, loss, invalid_move_rate)),
+                *(RewardFunction(metric, 0.0) for metric in (win, draw, loss, unfinished, invalid_move_rate)),
             ],
             normalize=False,  # the penalty carries a positive weight; normalizing would shrink every reward
         )
@@ -224,7 +231,7 @@ class TicTacToeEnv(MultiTurnEnv):
         if answer is None:
             return None, "no <move>N</move> in your reply"
         answer = answer.strip()
-        if not re.fullmatch(r"[+-]?\d+", answer):
+        if not re.fullmatch(r"[+-]?\d+", answer) or len(answer) > 12:  # int() refuses 4,300+ digits
             return None, f"{answer[:20]!r} is not a cell number 1-9"
         cell = int(answer)
         if not 1 <= cell <= 9:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
-from typing import Any
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from haystack import default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage, ToolCall
@@ -15,10 +18,22 @@ from haystack_rl.environments.base import State
 from haystack_rl.environments.multi_turn import MultiTurnEnv
 from haystack_rl.rubrics.rubric import Rubric
 
+if TYPE_CHECKING:
+    from haystack.components.agents import Agent
+
+    from haystack_rl.tasks import TaskSource
+
 #: Name of the stand-in `ToolCall` that malformed tool-call text is answered with.
 MALFORMED_CALL_NAME = "invalid_tool_call"
 #: Kinds of tool errors counted in `state.info["tool_errors"]`.
 ERROR_KINDS = ("malformed", "unknown_tool", "invalid_arguments", "tool_error", "timeout")
+#: A scripted policy, as baselines are: `(messages so far, rng) -> reply text or ChatMessage`.
+ScriptedPolicy = Callable[[list[ChatMessage], random.Random], "str | ChatMessage"]
+#: Qualities of scripted tool-use demonstrations (the `quality` knob of `demonstrate`): the expert's
+#: transcript; the expert with a novice move `NOISY_NOVICE_PROB` of the time; the novice alone, who calls the
+#: tools in the right syntax but with unskilled arguments, or answers without using the result.
+DEMO_QUALITIES = ("expert", "noisy", "format-only")
+NOISY_NOVICE_PROB = 0.3
 
 
 class ToolEnv(MultiTurnEnv):
@@ -73,6 +88,8 @@ class ToolEnv(MultiTurnEnv):
     :param rubric: Scores finished rollouts.
     :param max_turns: Most model replies per episode.
     :param tool_timeout_s: Most seconds one tool call may take.
+    :param baselines: Scripted policies by name (`--model baseline:NAME`; an `oracle` one gives SFT
+        demonstrations). Not serialized.
     """
 
     name = "tool_env"
@@ -86,6 +103,7 @@ class ToolEnv(MultiTurnEnv):
         rubric: Rubric | None = None,
         max_turns: int = 10,
         tool_timeout_s: float = 10.0,
+        baselines: Mapping[str, ScriptedPolicy] | None = None,
     ) -> None:
         super().__init__(dataset=dataset, eval_dataset=eval_dataset, system_prompt=system_prompt, rubric=rubric,
                          max_turns=max_turns)  # fmt: skip
@@ -93,6 +111,7 @@ class ToolEnv(MultiTurnEnv):
             raise ValueError(f"{self.name}: tool_timeout_s must be > 0, got {tool_timeout_s}")
         self.tools = tools
         self.tool_timeout_s = tool_timeout_s
+        self._baselines = dict(baselines or {})
         self._tools_by_name: dict[str, Tool] = {}
         for tool in flatten_tools_or_toolsets(tools):
             if tool.name in self._tools_by_name:
@@ -104,6 +123,83 @@ class ToolEnv(MultiTurnEnv):
                     "its schema; remove them from `parameters` so the model cannot set them"
                 )
             self._tools_by_name[tool.name] = tool
+
+    @classmethod
+    def from_agent(
+        cls,
+        agent: Agent | str | Path,
+        dataset: TaskSource,
+        rubric: Rubric | str = "exact_match",
+        eval_dataset: TaskSource | None = None,
+        tool_timeout_s: float = 10.0,
+        baselines: Mapping[str, ScriptedPolicy] | None = None,
+        name: str | None = None,
+    ) -> ToolEnv:
+        """
+        The tool environment of a Haystack `Agent`: its own tools, system prompt and step limit
+        (`max_agent_steps` -> `max_turns`), so there is no second definition to keep in sync.
+
+        Usage example:
+        ```python
+        from haystack_rl import ToolEnv
+
+        env = ToolEnv.from_agent("pipelines/search_agent.yml", [{"prompt": "Who founded X?", "answer": "Y"}])
+        assert env.tools[0].name == "search" and env.max_turns == 6
+        ```
+
+        :param agent: An `Agent`, or the path of a YAML file holding one (a pipeline, or an eval pipeline
+            whose policy is the Agent).
+        :param dataset: Tasks with a `prompt` (and an `answer` for answer rewards): rows, a JSONL/JSON/CSV
+            path, or a `datasets.Dataset` (see `haystack_rl.tasks.load_tasks`).
+        :param rubric: A `Rubric`, or the name of an answer reward for `tool_use_rubric` (`exact_match`,
+            `numeric_match`, `token_f1`: the final `<answer>` against the `answer` column).
+        :param eval_dataset: Evaluation tasks (default: the training tasks).
+        :param tool_timeout_s: Most seconds one tool call may take.
+        :param baselines: Scripted policies (an `oracle` gives SFT demonstrations).
+        :param name: Name in results (default: the YAML file's stem, or "agent").
+        """
+        from haystack_rl.agents import AgentDefinitionError, load_agent
+        from haystack_rl.rubrics.tool_rewards import tool_use_rubric
+        from haystack_rl.tasks import load_tasks
+
+        loaded = load_agent(agent)
+        where = str(agent) if isinstance(agent, str | Path) else "agent"
+        if loaded.user_prompt:
+            raise AgentDefinitionError(f"{where}: agents with a user_prompt template are not supported; put the "
+                                       "whole question in the dataset's prompt column")  # fmt: skip
+        if not loaded.tools:
+            raise AgentDefinitionError(f"{where}: the Agent has no tools; a tool environment needs at least one")
+        required = ("prompt",) if isinstance(rubric, Rubric) else ("prompt", "answer")
+        env = cls(
+            tools=loaded.tools,
+            dataset=load_tasks(dataset, required),
+            eval_dataset=load_tasks(eval_dataset, required) if eval_dataset is not None else None,
+            system_prompt=loaded.system_prompt,
+            rubric=rubric if isinstance(rubric, Rubric) else tool_use_rubric(rubric),
+            max_turns=loaded.max_agent_steps,
+            tool_timeout_s=tool_timeout_s,
+            baselines=baselines,
+        )
+        env.name = name or (Path(agent).stem if isinstance(agent, str | Path) else "agent")
+        return env
+
+    def baselines(self) -> dict[str, Any]:
+        """The scripted policies given to the constructor."""
+        return dict(self._baselines)
+
+    def play_scripted(self, policy: ScriptedPolicy, example: dict[str, Any], seed: int) -> list[ChatMessage]:
+        """
+        The whole transcript of a scripted policy (a baseline's shape) on `example`, e.g. for `demonstrate`;
+        its `rng` is seeded from `seed` and the example id, apart from the environment's own.
+        """
+        _, state = self.reset(example, seed)
+        rng = random.Random(f"{seed}/{example.get('id')}/scripted")
+        done = False
+        while not done:
+            reply = policy(list(state.messages), rng)
+            _, done = self.step(state, ChatMessage.from_assistant(reply) if isinstance(reply, str) else reply)
+        state.info.pop("stop_reason", None)
+        return list(state.messages)
 
     # --- episode -----------------------------------------------------------------------------------
     def reset(self, example: dict[str, Any], seed: int) -> tuple[list[ChatMessage], State]:
@@ -195,6 +291,26 @@ class ToolEnv(MultiTurnEnv):
         if isinstance(params.get("rubric"), dict):
             params["rubric"] = Rubric.from_dict(params["rubric"])
         return default_from_dict(cls, {**data, "init_parameters": params})
+
+
+def demonstration_policy(
+    quality: str, expert: ScriptedPolicy, novice: ScriptedPolicy, noise: float = NOISY_NOVICE_PROB
+) -> ScriptedPolicy:
+    """
+    The scripted policy of a demonstration `quality` (see `DEMO_QUALITIES`): `expert`, `novice`
+    ("format-only"), or each reply from the novice with probability `noise` and else the expert ("noisy").
+    """
+    if quality == "expert":
+        return expert
+    if quality == "format-only":
+        return novice
+    if quality != "noisy":
+        raise ValueError(f"unknown demonstration quality {quality!r}; use one of {', '.join(DEMO_QUALITIES)}")
+
+    def noisy(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
+        return novice(messages, rng) if rng.random() < noise else expert(messages, rng)
+
+    return noisy
 
 
 def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> str | None:

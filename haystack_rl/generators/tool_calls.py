@@ -74,6 +74,8 @@ def _to_tool_call(body: str, call_id: str) -> ToolCall:
         payload: Any = json.loads(body)
     except json.JSONDecodeError as error:
         raise ValueError(f"invalid JSON ({error.msg} at char {error.pos}): {body.strip()[:200]!r}") from error
+    except RecursionError:  # hostile output: brackets nested thousands deep
+        raise ValueError(f"JSON nested too deeply: {body.strip()[:200]!r}") from None
     if not isinstance(payload, dict):
         raise ValueError(f"expected a JSON object, got {type(payload).__name__}")
     name = payload.get("name")
@@ -85,6 +87,8 @@ def _to_tool_call(body: str, call_id: str) -> ToolCall:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as error:
             raise ValueError(f"'arguments' is a string but not JSON ({error.msg})") from error
+        except RecursionError:
+            raise ValueError("'arguments' is a string of JSON nested too deeply") from None
     if arguments is None:
         arguments = {}
     if not isinstance(arguments, dict):

@@ -197,7 +197,7 @@ class TransformersChatGenerator:
     def render(self, messages: list[ChatMessage], tools: ToolsType | None = None) -> str:
         """The chat template's text for `messages` plus the generation prompt."""
         self._require_warm()
-        return self._render([to_hf_message(m) for m in messages], _tool_specs(tools))
+        return self._render([to_hf_message(m) for m in messages], tool_specs(tools))
 
     def _render(self, conversation: list[dict[str, Any]], tool_specs: list[dict[str, Any]] | None) -> str:
         text = self._tokenizer.apply_chat_template(
@@ -221,8 +221,8 @@ class TransformersChatGenerator:
         if not messages:
             raise ValueError("messages is empty")
         conversation = [to_hf_message(m) for m in messages]
-        tool_specs = _tool_specs(tools)
-        rendered = self._render(conversation, tool_specs)
+        specs = tool_specs(tools)
+        rendered = self._render(conversation, specs)
         anchor = _last_tokenized_reply(messages)
         if anchor is None:
             return self._encode(rendered)
@@ -239,7 +239,7 @@ class TransformersChatGenerator:
                 f"{seen[max(0, at - 40) : at + 60]!r} but the template now renders "
                 f"{rendered[max(0, at - 40) : at + 60]!r}. Use history='keep' to keep the history as generated."
             )
-        return seen_ids + self._encode(self._suffix_after_stub(conversation, anchor, tool_specs, previous_completion))
+        return seen_ids + self._encode(self._suffix_after_stub(conversation, anchor, specs, previous_completion))
 
     def _suffix_after_stub(
         self,
@@ -491,7 +491,8 @@ def _last_tokenized_reply(messages: list[ChatMessage]) -> int | None:
     return None
 
 
-def _tool_specs(tools: ToolsType | None) -> list[dict[str, Any]] | None:
+def tool_specs(tools: ToolsType | None) -> list[dict[str, Any]] | None:
+    """Tools as the JSON schemas chat templates render (`{"type": "function", "function": ...}`), None for none."""
     flat = flatten_tools_or_toolsets(tools)
     if not flat:
         return None

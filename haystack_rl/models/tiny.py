@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 TINY_MODEL_NAME = "tiny"
-TINY_MODEL_VERSION = "tiny-v1"
+TINY_MODEL_VERSION = "tiny-v2"
 CACHE_ENV_VAR = "HAYSTACK_RL_CACHE"
 
 #: Special tokens, in id order after the 256 byte tokens.
@@ -87,7 +87,7 @@ def ensure_tiny_model(path: str | Path | None = None, seed: int = 0) -> Path:
     model = AutoModelForCausalLM.from_pretrained(path)
     ```
 
-    :param path: Target directory; defaults to `<cache root>/models/tiny-v1` (see `default_cache_root`).
+    :param path: Target directory; defaults to `<cache root>/models/tiny-v2` (see `default_cache_root`).
     :param seed: Seed of the random initialization (the build is deterministic given the seed).
     :returns: The model directory.
     """
@@ -155,7 +155,7 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
         intermediate_size=768,
         num_hidden_layers=4,
         num_attention_heads=6,
-        num_key_value_heads=2,
+        num_key_value_heads=6,  # full multi-head: with GQA (2 kv heads) the copy circuit formed far slower
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         bos_token_id=None,

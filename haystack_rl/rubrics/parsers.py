@@ -44,13 +44,13 @@ class TagParser:
         """The answer in the reply, or None when there is no complete tag pair."""
         if not text:
             return None
-        start = text.rfind(self.open)
-        while start != -1:
-            end = text.find(self.close, start + len(self.open))
-            if end != -1:
-                return text[start + len(self.open) : end]
-            start = text.rfind(self.open, 0, start)
-        return None
+        # The last opening tag that a closing tag follows is the last one ending before the last closing
+        # tag: two linear scans (trying each opening tag from the end is quadratic on hostile output).
+        last_close = text.rfind(self.close)
+        start = text.rfind(self.open, 0, last_close) if last_close != -1 else -1
+        if start == -1:
+            return None
+        return text[start + len(self.open) : text.find(self.close, start + len(self.open))]
 
     def is_well_formed(self, text: str | None) -> bool:
         """Strict format: optional think block, exactly one tag pair, nothing else but whitespace."""

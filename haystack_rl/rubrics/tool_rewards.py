@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from haystack_rl.rubrics.parsers import TagParser
+from haystack_rl.rubrics.rubric import RewardFunction, Rubric
 
 if TYPE_CHECKING:
     from haystack_rl.rollout import Rollout
@@ -121,3 +123,35 @@ def tool_call_validity(rollout: Rollout) -> float:
 def used_tool(rollout: Rollout) -> float:
     """1 when at least one tool call ran without error."""
     return float(any(not error for error in _tool_results(rollout)))
+
+
+#: Answer rewards `tool_use_rubric` accepts by name (config files and the CLI's `--reward`).
+ANSWER_REWARDS = {"exact_match": exact_match, "numeric_match": numeric_match, "token_f1": token_f1}
+
+
+def tool_use_rubric(answer: str | Callable[[Rollout], float] = "exact_match") -> Rubric:
+    """
+    The rubric of a tool-using task: the final `<answer>` scored against the example's `answer` (weight 1,
+    named "correct"), plus tool-call validity, count and errors as metrics (weight 0).
+
+    Usage example:
+    ```python
+    from haystack_rl.rubrics.tool_rewards import tool_use_rubric
+
+    rubric = tool_use_rubric("numeric_match")
+    assert [f.name for f in rubric.functions] == ["correct", "tool_call_validity", "num_tool_calls",
+                                                  "num_tool_errors"]
+    ```
+
+    :param answer: A reward function `(rollout) -> float`, or the name of one of `ANSWER_REWARDS`.
+    """
+    if isinstance(answer, str):
+        if answer not in ANSWER_REWARDS:
+            raise ValueError(f"unknown answer reward {answer!r}; use one of {', '.join(ANSWER_REWARDS)}")
+        answer = ANSWER_REWARDS[answer]
+    return Rubric([
+        RewardFunction(answer, 1.0, name="correct"),
+        RewardFunction(tool_call_validity, 0.0),
+        RewardFunction(num_tool_calls, 0.0),
+        RewardFunction(num_tool_errors, 0.0),
+    ])  # fmt: skip

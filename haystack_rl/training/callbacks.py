@@ -18,7 +18,8 @@ CURVE_FILE = "learning_curve.png"
 class JsonlMetricsCallback(TrainerCallback):
     """
     Appends one JSON line per logged step to `path`: the stage, the step, the step time and every
-    scalar TRL logs (for GRPO: `reward`, `reward_std`, `rewards/NAME/mean`, `completions/mean_length`, ...).
+    scalar TRL logs (for GRPO: `reward`, `reward_std`, `rewards/NAME/mean`, `completions/mean_length`, ...),
+    plus what `extra()` returns at that moment (e.g. the rollout function's tool-use figures).
 
     Usage example:
     ```python
@@ -29,10 +30,17 @@ class JsonlMetricsCallback(TrainerCallback):
     ```
     """
 
-    def __init__(self, path: str | Path, stage: str, on_record: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        stage: str,
+        on_record: Callable[[dict[str, Any]], None] | None = None,
+        extra: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self.path = Path(path)
         self.stage = stage
         self.on_record = on_record
+        self.extra = extra
         self._step_start: float | None = None
         self._step_times: list[float] = []
 
@@ -57,6 +65,7 @@ class JsonlMetricsCallback(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         """Write the logged scalars (main process only)."""
+        extra = self.extra() if self.extra is not None and logs else {}  # popped on every rank, written once
         if not state.is_world_process_zero or not logs:
             return
         record: dict[str, Any] = {"stage": self.stage, "step": state.global_step, "time": time.time()}
@@ -66,6 +75,7 @@ class JsonlMetricsCallback(TrainerCallback):
         for key, value in logs.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 record[key] = None if isinstance(value, float) and math.isnan(value) else value
+        record.update(extra)
         append_record(self.path, record)
         if self.on_record is not None:
             self.on_record(record)

@@ -76,7 +76,12 @@ def train(
         list[str] | None, typer.Option("--set", help="Override a config value: key.sub=value (repeatable)")
     ] = None,
 ) -> None:
-    """Train a model on an environment: SFT warm start, GRPO, before/after evaluation, plot."""
+    """
+    Train a model on an environment: SFT warm start, GRPO, before/after evaluation, plot.
+
+    Several processes: `torchrun --nproc_per_node 2 -m haystack_rl.cli train CONFIG.yml` (DDP; rank 0 reports).
+    """
+    from haystack_rl.training.distributed import is_main_process
     from haystack_rl.training.trainer import Trainer
 
     console = Console()
@@ -86,6 +91,9 @@ def train(
         console.print(f"[red]config error:[/red] {error}")
         raise typer.Exit(code=2) from error
     trainer = Trainer(settings.to_dict())
+    if not is_main_process():  # under torchrun the other ranks train silently; rank 0 reports
+        trainer.run(resume=resume)
+        return
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[info]}"))  # fmt: skip
     with Progress(*columns, console=console) as progress:

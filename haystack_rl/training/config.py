@@ -30,6 +30,7 @@ class SFTSettings:
         `oracle` baseline), or a name the environment understands (`noisy`, `random-legal`, a baseline name).
     :param num_examples: Training examples to demonstrate (all when None).
     :param max_length: Longest tokenized transcript kept (longer ones are truncated).
+    :param extra: Any other `trl.SFTConfig` field (e.g. `lr_scheduler_type`, `warmup_steps`), passed through as is.
     """
 
     enabled: bool = True
@@ -40,6 +41,7 @@ class SFTSettings:
     quality: str = "expert"
     num_examples: int | None = None
     max_length: int = 512
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -124,8 +126,13 @@ class TrainConfig:
     Everything a training run needs; `TrainConfig.from_yaml(path, overrides=["grpo.steps=10"])`.
 
     :param model: A local HF model directory, or `tiny` (the embedded default model, built locally).
-    :param env: Environment name (see `haystack-rl envs`).
+    :param env: Environment name (see `haystack-rl envs`); ignored when `agent` is set.
     :param env_args: Keyword arguments of the environment's `load_environment`.
+    :param agent: Instead of `env`: an agent YAML file; the environment is `ToolEnv.from_agent(agent, dataset)`
+        (the Agent's own tools, system prompt and step limit).
+    :param dataset: With `agent`: the tasks (`prompt`, `answer`), a JSONL, JSON or CSV file.
+    :param eval_dataset: With `agent`: evaluation tasks (default: `dataset`).
+    :param reward: With `agent`: the answer reward of `tool_use_rubric` (`exact_match`, `numeric_match`, `token_f1`).
     :param output_dir: Where checkpoints, logs, the plot and `final/` go.
     :param seed: Seed of training and of every example's episode seed.
     :param save_steps: Checkpoint every N steps (SFT and GRPO).
@@ -142,6 +149,10 @@ class TrainConfig:
     model: str = "tiny"
     env: str = "reverse_text"
     env_args: dict[str, Any] = field(default_factory=dict)
+    agent: str | None = None
+    dataset: str | None = None
+    eval_dataset: str | None = None
+    reward: str = "exact_match"
     output_dir: str = "runs/train"
     seed: int = 0
     save_steps: int = 50
@@ -160,6 +171,35 @@ class TrainConfig:
             )
         if self.save_steps < 1:
             raise ConfigError("save_steps must be >= 1")
+        if self.agent is not None:
+            if not self.dataset:
+                raise ConfigError("agent: training an agent needs `dataset` (a JSONL, JSON or CSV file of tasks)")
+            if self.env_args:
+                raise ConfigError("agent: `env_args` apply to `env`; with `agent`, the environment comes from the "
+                                  "agent file and `dataset`")  # fmt: skip
+        elif self.dataset or self.eval_dataset:
+            raise ConfigError(
+                "dataset: a dataset file goes with `agent: AGENT.yml`; named environments bring their own"
+            )
+
+    @property
+    def environment_label(self) -> str:
+        """What the run trains on, for titles: the environment name or the agent file."""
+        return self.agent or self.env
+
+    def build_environment(self) -> Any:
+        """The environment to train on: `env` with `env_args`, or `ToolEnv.from_agent(agent, dataset, ...)`."""
+        if self.agent is None:
+            from haystack_rl.registry import load_environment
+
+            return load_environment(self.env, **self.env_args)
+        from haystack_rl.environments.tool_env import ToolEnv
+
+        try:
+            return ToolEnv.from_agent(self.agent, self.dataset or "", rubric=self.reward,
+                                      eval_dataset=self.eval_dataset)  # fmt: skip
+        except (OSError, ValueError, TypeError) as error:
+            raise ConfigError(str(error)) from error
 
     # --- loading -----------------------------------------------------------------------------
     @classmethod

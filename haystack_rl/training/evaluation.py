@@ -38,6 +38,7 @@ def summarize(rollouts: list[Rollout]) -> dict[str, Any]:
         "errors": full["errors"],
         **full["rewards"],
         **full["metrics"],
+        **results.tool_use_stats(rollouts),
     }
 
 

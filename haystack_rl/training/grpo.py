@@ -11,11 +11,12 @@ from transformers import PrinterCallback, TrainerCallback, TrainerControl, Train
 from haystack_rl.environments.base import Environment
 from haystack_rl.environments.single_turn import SingleTurnEnv
 from haystack_rl.training.callbacks import JsonlMetricsCallback, append_record
+from haystack_rl.training.checkpoints import last_complete_checkpoint
 from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.evaluation import evaluate, make_policy
 from haystack_rl.training.multiturn import EnvRolloutFunc, scored_reward_funcs
 from haystack_rl.training.rewards import RubricReward, example_row, rubric_reward_funcs
-from haystack_rl.training.sft import cpu_friendly_args, lora_config, save_plain_model
+from haystack_rl.training.sft import cpu_friendly_args, lora_config, save_on_main
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def build_grpo_trainer(
         rollout_func=rollout_func,
         peft_config=lora_config(config) if config.lora.enabled else None,
         callbacks=[
-            JsonlMetricsCallback(metrics_path, "grpo"),
+            JsonlMetricsCallback(metrics_path, "grpo", extra=rollout_func.pop_metrics if rollout_func else None),
             PeriodicEvalCallback(config, environment, metrics_path),
             *(callbacks or []),
         ],
@@ -158,15 +159,13 @@ def run_grpo(
     :param resume: Continue from the last checkpoint under `output_dir`, if any.
     :returns: (final model directory, train metrics).
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     output_dir = Path(output_dir)
     trainer = build_grpo_trainer(config, environment, model_dir, output_dir, callbacks)
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
+    checkpoint = last_complete_checkpoint(output_dir) if resume else None
     if checkpoint:
         logger.info("resuming GRPO from %s", checkpoint)
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    final = save_plain_model(trainer.model, trainer.processing_class, final_dir, merge=config.lora.merge_on_save)
+    final = save_on_main(trainer.model, trainer.processing_class, final_dir, merge=config.lora.merge_on_save)
     metrics: dict[str, Any] = {f"grpo_{k}": v for k, v in result.metrics.items()}
     metrics["grpo_resumed_from"] = checkpoint
     errors = {

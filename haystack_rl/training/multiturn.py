@@ -9,6 +9,7 @@ from collections import Counter
 from typing import Any
 
 from haystack_rl.environments.base import Environment
+from haystack_rl.results import tool_use_stats
 from haystack_rl.rollout import Rollout
 from haystack_rl.rubrics.rubric import RewardFunction
 from haystack_rl.runner import derive_seed, play_episode
@@ -38,6 +39,12 @@ class EnvRolloutFunc:
     environment's rubric, and returns one completion per prompt: the token ids after the first prompt, an
     `env_mask` (0 on tokens the environment wrote, so they carry no gradient), sampling logprobs, and the
     rubric's values for the reward functions of `scored_reward_funcs`.
+
+    Tool environments train through the same `ToolEnv.step` as evaluation (tool calls parsed from the
+    generated text, the same limits and error messages; tool results are environment tokens, mask 0).
+    `pop_metrics()` gives the episodes played since its last call as `episodes/success` and, for tool
+    environments, `tools/calls_per_rollout`, `tools/error_rate` and `tools/no_tool_share` (the trainer's
+    metrics log adds them to each GRPO step).
 
     Usage example:
     ```python
@@ -77,6 +84,7 @@ class EnvRolloutFunc:
         self._next: Counter[str] = Counter()
         self.calls = 0
         self.last_rollouts: list[Rollout] = []
+        self._unlogged: list[Rollout] = []
 
     def _attach(self, trainer: Any) -> None:
         """Point the generator at the trainer's live (unwrapped) model."""
@@ -128,6 +136,7 @@ class EnvRolloutFunc:
             self.environment.rubric.score_group(rollouts)
             for rollout in rollouts:
                 self.last_rollouts.append(rollout)
+                self._unlogged.append(rollout)
                 try:
                     if not rollout.turns:
                         raise ValueError(rollout.error or "no model turn recorded")
@@ -144,6 +153,14 @@ class EnvRolloutFunc:
                 out["logprobs"].append(logprobs)
                 out[SCORES_FIELD].append(json.dumps(_scores(rollout)))
         return out
+
+    def pop_metrics(self) -> dict[str, float | None]:
+        """Success and tool-use figures of the episodes played since the last call (see the class docstring)."""
+        stats = tool_use_stats(self._unlogged)
+        self._unlogged = []
+        names = {"success": "episodes/success", "tool_calls_per_rollout": "tools/calls_per_rollout",
+                 "tool_error_rate": "tools/error_rate", "no_tool_share": "tools/no_tool_share"}  # fmt: skip
+        return {names[key]: value for key, value in stats.items()}
 
 
 def _scores(rollout: Rollout) -> dict[str, float | None]:

@@ -11,6 +11,7 @@ from typing import Any
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl.environments.base import Environment
+from haystack_rl.generators.transformers import to_hf_message
 from haystack_rl.rollout import Rollout
 from haystack_rl.rubrics.rubric import RewardFunction, Rubric
 from haystack_rl.runner import derive_seed
@@ -39,9 +40,19 @@ def to_chat_messages(messages: Sequence[dict[str, Any]]) -> list[ChatMessage]:
     return out
 
 
-def to_trl_messages(messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-    """Haystack `ChatMessage`s (text only) as TRL's conversational dicts."""
-    return [{"role": m.role.value, "content": m.text or ""} for m in messages]
+def to_trl_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """
+    Haystack `ChatMessage`s as TRL's conversational dicts, tool calls and tool results included (as chat
+    templates expect them); tool-call arguments are JSON text, so rows of any tool store in one Arrow table.
+    """
+    out = []
+    for message in messages:
+        data = to_hf_message(message)
+        for call in data.get("tool_calls", []):
+            call["function"]["arguments"] = json.dumps(call["function"]["arguments"], ensure_ascii=False)
+        data.pop("reasoning_content", None)
+        out.append(data)
+    return out
 
 
 def example_row(environment: Environment, example: dict[str, Any], seed: int) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,13 @@ from transformers import PrinterCallback
 
 from haystack_rl.environments.base import Environment
 from haystack_rl.generators.function import FunctionChatGenerator
+from haystack_rl.generators.transformers import tool_specs
 from haystack_rl.rollout import Rollout
 from haystack_rl.runner import derive_seed, play_episode
 from haystack_rl.training.callbacks import JsonlMetricsCallback
+from haystack_rl.training.checkpoints import last_complete_checkpoint
 from haystack_rl.training.config import TrainConfig
+from haystack_rl.training.distributed import is_main_process, wait_for_everyone
 from haystack_rl.training.rewards import to_trl_messages
 
 logger = logging.getLogger(__name__)
@@ -38,7 +42,9 @@ def demonstrations(
     Uses `environment.demonstrate(example, seed)` when it exists (passing `quality=` when it takes it),
     else plays a baseline: `expert` picks `oracle`/`expert`/`minimax`, any other quality names a baseline.
     Each assistant turn becomes a `{"prompt", "completion"}` row (loss on that reply only); with
-    `per_turn=False` a multi-turn transcript stays one `{"messages"}` row (see `_rows`).
+    `per_turn=False` a multi-turn transcript stays one `{"messages"}` row (see `_rows`). Tool calls and tool
+    results stay in the messages, and a tool environment's rows get a `tools` column (JSON schemas), so SFT
+    sees the same rendered prompt as generation.
     """
     examples = environment.examples("train", num_examples)
     transcripts: list[list[ChatMessage]]
@@ -74,7 +80,18 @@ def demonstrations(
         if failed:
             logger.warning("%d of %d demonstrations failed (first: %s)", len(failed), len(rollouts), failed[0].error)
         transcripts = [r.messages for r in rollouts if not r.error]
-    return [row for messages in transcripts for row in _rows(messages, per_turn)]
+    rows = [row for messages in transcripts for row in _rows(messages, per_turn)]
+    specs = tool_specs(getattr(environment, "tools", None))
+    if specs:  # rendered into the prompt as in generation (the template's tool preamble), by TRL's SFT
+        tools_text = json.dumps(specs)
+        rows = [{**row, "tools": tools_text} for row in rows]
+    return rows
+
+
+def _as_conversation(row: dict[str, Any]) -> dict[str, Any]:
+    """A prompt/completion row as one `messages` row (other columns, e.g. `tools`, kept)."""
+    rest = {key: value for key, value in row.items() if key not in ("prompt", "completion")}
+    return {**rest, "messages": row["prompt"] + row["completion"]}
 
 
 def _as_messages(transcript: Any) -> list[ChatMessage]:
@@ -118,7 +135,6 @@ def run_sft(
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig, SFTTrainer
     from trl.chat_template_utils import has_generation_markers
 
@@ -135,26 +151,28 @@ def run_sft(
         raise ValueError(f"{environment.name}: no demonstrations to train on")
     conversational_multi = any("messages" in row for row in rows)
     if conversational_multi:
-        rows = [row if "messages" in row else {"messages": row["prompt"] + row["completion"]} for row in rows]
-    args = SFTConfig(
-        output_dir=str(output_dir),
-        max_steps=settings.steps if settings.steps > 0 else -1,
-        num_train_epochs=settings.epochs,
-        learning_rate=settings.lr,
-        per_device_train_batch_size=settings.batch,
-        lr_scheduler_type="cosine",
-        warmup_steps=min(20, max(1, settings.steps // 10)),
-        logging_steps=max(1, min(10, settings.steps // 20 or 1)),
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        report_to="none",
+        rows = [row if "messages" in row else _as_conversation(row) for row in rows]
+    kwargs: dict[str, Any] = {
+        "output_dir": str(output_dir),
+        "max_steps": settings.steps if settings.steps > 0 else -1,
+        "num_train_epochs": settings.epochs,
+        "learning_rate": settings.lr,
+        "per_device_train_batch_size": settings.batch,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": min(20, max(1, settings.steps // 10)),
+        "logging_steps": max(1, min(10, settings.steps // 20 or 1)),
+        "save_steps": config.save_steps,
+        "save_total_limit": 2,
+        "report_to": "none",
         **cpu_friendly_args(),
-        seed=config.seed,
-        max_length=settings.max_length,
-        assistant_only_loss=conversational_multi,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-    )
+        "seed": config.seed,
+        "max_length": settings.max_length,
+        "assistant_only_loss": conversational_multi,
+        "dataloader_num_workers": 0,
+        "disable_tqdm": True,
+    }
+    kwargs.update(settings.extra)
+    args = SFTConfig(**kwargs)
     peft_config = lora_config(config) if config.lora.enabled else None
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     trainer = SFTTrainer(
@@ -166,12 +184,28 @@ def run_sft(
         callbacks=[JsonlMetricsCallback(output_dir.parent / "metrics.jsonl", "sft"), *(callbacks or [])],
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
-    checkpoint = get_last_checkpoint(str(output_dir)) if resume and output_dir.exists() else None
+    check_lengths(trainer.train_dataset, len(rows), settings.max_length, environment.name)
+    checkpoint = last_complete_checkpoint(output_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
-    save_plain_model(trainer.model, tokenizer, final, merge=True)
+    save_on_main(trainer.model, tokenizer, final, merge=True)
     metrics = {f"sft_{k}": v for k, v in result.metrics.items()}
     metrics["sft_examples"] = len(rows)
     return str(final), metrics
+
+
+def check_lengths(dataset: Any, num_rows: int, max_length: int, name: str) -> None:
+    """
+    Refuse SFT rows that TRL truncated away, and warn about truncated ones: tokens past `sft.max_length` are
+    cut from the end, which is the completion (a tool environment's prompt holds the tool schemas, so it is long).
+    """
+    lengths = [len(ids) for ids in dataset["input_ids"]] if len(dataset) else []
+    if not lengths:
+        raise ValueError(f"{name}: all {num_rows} SFT rows were truncated away at sft.max_length={max_length} "
+                         "tokens (nothing left to learn); raise sft.max_length")  # fmt: skip
+    cut = sum(length >= max_length for length in lengths) + num_rows - len(lengths)
+    if cut:
+        logger.warning("%s: %d of %d SFT rows reach sft.max_length=%d tokens and lose the end of their completion; "
+                       "raise sft.max_length", name, cut, num_rows, max_length)  # fmt: skip
 
 
 def cpu_friendly_args() -> dict[str, Any]:
@@ -194,6 +228,14 @@ def lora_config(config: TrainConfig) -> Any:
         target_modules=lora.target_modules,
         task_type="CAUSAL_LM",
     )
+
+
+def save_on_main(model: Any, tokenizer: Any, path: str | Path, merge: bool = True) -> Path:
+    """`save_plain_model` on the main process; every process returns once the directory is written."""
+    if is_main_process():
+        save_plain_model(model, tokenizer, path, merge)
+    wait_for_everyone()
+    return Path(path)
 
 
 def save_plain_model(model: Any, tokenizer: Any, path: str | Path, merge: bool = True) -> Path:

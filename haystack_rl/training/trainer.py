@@ -12,9 +12,9 @@ from typing import Any
 from haystack import component, default_from_dict, default_to_dict
 
 from haystack_rl.models.tiny import resolve_model
-from haystack_rl.registry import load_environment
 from haystack_rl.training.callbacks import CURVE_FILE, METRICS_FILE, append_record, plot_learning_curve
 from haystack_rl.training.config import TrainConfig
+from haystack_rl.training.distributed import is_main_process, wait_for_everyone
 from haystack_rl.training.evaluation import evaluate, make_policy
 from haystack_rl.training.grpo import run_grpo
 from haystack_rl.training.sft import run_sft, save_plain_model
@@ -31,6 +31,9 @@ class Trainer:
     Writes `output_dir/metrics.jsonl` (one line per logged step: stage, reward mean/std, each reward
     function, completion length, step time; eval lines), `output_dir/learning_curve.png` and
     `output_dir/summary.json`. Checkpoints every `save_steps`; `run(resume=True)` continues from the last.
+
+    Under several processes (`torchrun --nproc_per_node N`), every process trains (DDP) and only rank 0
+    evaluates and writes the log, the plot, the summary and the final model; the others return no eval.
 
     Usage example:
     ```python
@@ -63,24 +66,29 @@ class Trainer:
         """
         config = TrainConfig.from_dict(self.config)
         out = Path(config.output_dir)
-        if not resume and out.exists():
-            for stale in (METRICS_FILE, CURVE_FILE, "summary.json"):
-                (out / stale).unlink(missing_ok=True)
-            for stale_dir in ("sft", "grpo", "final"):
-                shutil.rmtree(out / stale_dir, ignore_errors=True)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-        environment = load_environment(config.env, **config.env_args)
+        main = is_main_process()
+        if main:
+            if not resume and out.exists():
+                for stale in (METRICS_FILE, CURVE_FILE, "summary.json"):
+                    (out / stale).unlink(missing_ok=True)
+                for stale_dir in ("sft", "grpo", "final"):
+                    shutil.rmtree(out / stale_dir, ignore_errors=True)
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+            resolve_model(config.model)  # builds `tiny` once, before the other processes look for it
+        wait_for_everyone()  # the output directory is clean and the tiny model built before anyone reads them
         model_dir = str(resolve_model(config.model))
+        environment = config.build_environment()
         metrics: dict[str, Any] = {"base_model": model_dir}
+        evaluate_here = self.evaluate_before_after and main
 
-        if self.evaluate_before_after:
+        if evaluate_here:
             metrics["eval_before"] = self._evaluate(config, environment, model_dir, "before")
         if config.sft.enabled:
             start = time.perf_counter()
             model_dir, sft_metrics = run_sft(config, environment, model_dir, out / "sft", resume, self.callbacks)
             metrics.update(sft_metrics, sft_wall_s=time.perf_counter() - start)
-            if self.evaluate_before_after and config.grpo.steps > 0:
+            if evaluate_here and config.grpo.steps > 0:
                 metrics["eval_sft"] = self._evaluate(config, environment, model_dir, "sft")
         final = out / "final"
         if config.grpo.steps > 0:
@@ -90,12 +98,18 @@ class Trainer:
             )
             metrics.update(grpo_metrics, grpo_wall_s=time.perf_counter() - start)
         else:
-            model_dir = str(_copy_model(model_dir, final))
-        if self.evaluate_before_after:
+            if main:
+                _copy_model(model_dir, final)
+            wait_for_everyone()
+            model_dir = str(final)
+        if evaluate_here:
             metrics["eval_after"] = self._evaluate(config, environment, model_dir, "after")
-        plot = plot_learning_curve(out / METRICS_FILE, out / CURVE_FILE, title=f"{config.env}: {config.model}")
-        metrics["plot"] = str(plot) if plot else None
-        (out / "summary.json").write_text(json.dumps(metrics, indent=2, default=str))
+        if main:
+            title = f"{config.environment_label}: {config.model}"
+            plot = plot_learning_curve(out / METRICS_FILE, out / CURVE_FILE, title=title)
+            metrics["plot"] = str(plot) if plot else None
+            (out / "summary.json").write_text(json.dumps(metrics, indent=2, default=str))
+        wait_for_everyone()
         return {"model_dir": model_dir, "metrics": metrics}
 
     def _evaluate(self, config: TrainConfig, environment: Any, model_dir: str, label: str) -> dict[str, Any]:

@@ -1,0 +1,68 @@
+"""Shared bench for tool environments: a warm start of a given quality, then GRPO; success and tool use.
+
+Used by bench/train_calculator.py and bench/train_search_qa.py (run those). For each warm-start quality it
+trains `tiny` with `Trainer` (SFT on `demonstrate(quality=...)` transcripts, then GRPO through the
+environment's tool loop) and prints success, tool-error rate, tool calls per rollout and the share of
+rollouts answering without a tool: after SFT and after GRPO, on the eval split, greedy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+from haystack_rl.training import Trainer
+from haystack_rl.training.config import TrainConfig
+
+FIGURES = ("success", "tool_error_rate", "tool_calls_per_rollout", "no_tool_share")
+
+
+def parse_args(description: str, output: str) -> argparse.Namespace:
+    """The bench's command line."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--qualities", default="format-only,expert", help="warm starts to run, comma-separated")
+    parser.add_argument("--sft-steps", type=int, default=300)
+    parser.add_argument("--grpo-steps", type=int, default=60)
+    parser.add_argument("--eval-examples", type=int, default=100)
+    parser.add_argument("--output", default=output)
+    parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
+    return parser.parse_args()
+
+
+def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_tokens: int = 64) -> None:
+    """Train once per warm-start quality and print the table (plus one JSON line per quality)."""
+    results = {}
+    for quality in args.qualities.split(","):
+        config = TrainConfig.from_dict({
+            "model": "tiny",
+            "env": env,
+            "env_args": env_args,
+            "output_dir": f"{args.output}/{quality}",
+            "save_steps": 1000,
+            "sft": {"steps": args.sft_steps, "batch": 16, "lr": 2e-3, "quality": quality, "max_length": 1024},
+            "grpo": {"steps": args.grpo_steps, "batch": 16, "num_generations": 8, "lr": 2e-5,
+                     "max_new_tokens": max_new_tokens, "temperature": 1.0, "loss_type": "dapo", "beta": 0.0},
+            "eval": {"num_examples": args.eval_examples, "temperature": 0.0, "max_new_tokens": max_new_tokens},
+        }, overrides=args.set).to_dict()  # fmt: skip
+        start = time.perf_counter()
+        metrics = Trainer(config).run()["metrics"]
+        results[quality] = {
+            "after_sft": {k: metrics.get("eval_sft", {}).get(k) for k in FIGURES},
+            "after_grpo": {k: metrics["eval_after"].get(k) for k in FIGURES},
+            "sft_s": metrics.get("sft_wall_s"),
+            "grpo_s": metrics.get("grpo_wall_s"),
+            "total_s": time.perf_counter() - start,
+        }
+    print(f"\n{env}: eval split ({args.eval_examples} examples, greedy); SFT {args.sft_steps} steps, "
+          f"GRPO {args.grpo_steps} steps")  # fmt: skip
+    print(f"{'warm start':<12} {'stage':<11}" + "".join(f"{name:>24}" for name in FIGURES))
+    for quality, result in results.items():
+        for stage in ("after_sft", "after_grpo"):
+            cells = "".join(
+                f"{value:>24.3f}" if isinstance(value, float) else f"{'-':>24}" for value in result[stage].values()
+            )
+            print(f"{quality:<12} {stage:<11}{cells}")
+        print(f"{'':<12} wall: SFT {result['sft_s'] or 0:.0f} s, GRPO {result['grpo_s'] or 0:.0f} s")
+    print(json.dumps(results))

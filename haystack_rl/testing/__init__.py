@@ -1,0 +1,25 @@
+"""Test and benchmark helpers: a mock OpenAI-compatible chat server with fault injection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from haystack_rl.testing.mock_server import (
+        ANSWERS,
+        FAULTS,
+        MockChatServer,
+        reverse_text_answer,
+        tic_tac_toe_answer,
+    )
+
+__all__ = ["ANSWERS", "FAULTS", "MockChatServer", "reverse_text_answer", "tic_tac_toe_answer"]
+
+
+def __getattr__(name: str) -> Any:
+    # imported lazily, so `python -m haystack_rl.testing.mock_server` runs the module once, as __main__
+    if name in __all__:
+        from haystack_rl.testing import mock_server
+
+        return getattr(mock_server, name)
+    raise AttributeError(f"module 'haystack_rl.testing' has no attribute {name!r}")

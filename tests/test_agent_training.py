@@ -1,0 +1,142 @@
+"""Training a tool-using agent: GRPO through rollout_func on ToolEnv, tool results out of the loss, deploy, run."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import assert_tool_results_masked
+from typer.testing import CliRunner
+
+from haystack_rl import ToolEnv, load_environment
+from haystack_rl.agents import deploy_model, find_agent, read_agent_yaml
+from haystack_rl.cli import app
+from haystack_rl.training import ConfigError, TrainConfig, Trainer
+from haystack_rl.training.callbacks import read_records
+
+pytestmark = pytest.mark.timeout(300)
+
+CALCULATOR_AGENT = Path(__file__).parent.parent / "pipelines" / "calculator_agent.yml"
+CALL = '<tool_call>{"name": "calculator", "arguments": {"expression": "6 * 7"}}</tool_call>'
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from haystack_rl.models.tiny import ensure_tiny_model
+
+    return str(ensure_tiny_model(tmp_path_factory.mktemp("models") / "tiny"))
+
+
+@pytest.fixture
+def tasks(tmp_path: Path) -> Path:
+    env = load_environment("calculator", num_train_examples=0, num_eval_examples=4)
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps({"prompt": e["prompt"], "answer": e["answer"]}) + "\n"
+                            for e in env.examples("eval")))  # fmt: skip
+    return path
+
+
+def agent_config(tmp_path: Path, model: str, tasks: Path, **grpo: Any) -> dict[str, Any]:
+    return {
+        "model": model,
+        "agent": str(CALCULATOR_AGENT),
+        "dataset": str(tasks),
+        "reward": "numeric_match",
+        "output_dir": str(tmp_path / "run"),
+        "save_steps": 50,
+        "sft": {"enabled": False},
+        "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 8, "lr": 1e-3, **grpo},
+        "eval": {"num_examples": 2, "max_new_tokens": 8},
+    }
+
+
+def force_tool_call_on_first_turns(generator: Any) -> None:
+    """Make every first reply of an episode a well-formed calculator call (the untrained tiny model emits none)."""
+    from haystack_rl.generators.transformers import _Result
+
+    sample = generator._generate
+
+    def generate(requests: list[Any]) -> list[Any]:
+        results = sample(requests)
+        tokenizer = generator.tokenizer
+        for request, result in zip(requests, results):
+            if "<|im_start|>tool" not in tokenizer.decode(request.prompt_ids):
+                ids = tokenizer.encode(CALL, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+                result.__dict__.update(vars(_Result(ids, [-1.0] * len(ids), "stop")))
+        return results
+
+    generator._generate = generate
+
+
+def test_tool_results_carry_no_gradient(tmp_path: Path, tiny_dir: str, tasks: Path) -> None:
+    from haystack_rl.training.grpo import build_grpo_trainer
+
+    config = TrainConfig.from_dict(agent_config(tmp_path, tiny_dir, tasks))
+    env = config.build_environment()
+    assert isinstance(env, ToolEnv) and env.tools[0].name == "calculator"
+    trainer = build_grpo_trainer(config, env, tiny_dir, tmp_path / "grpo")
+    force_tool_call_on_first_turns(trainer.rollout_func.generator)
+    rows = [trainer.train_dataset[0]] * 2 + [trainer.train_dataset[1]] * 2
+    batch = trainer._generate_and_score_completions(rows)
+    rollouts = trainer.rollout_func.last_rollouts
+    assert all(r.info["tool_calls"] >= 1 and r.messages[3].tool_call_result.result == "42" for r in rollouts)
+    loss_mask = batch["completion_mask"] * batch["tool_mask"]  # what TRL's loss multiplies per-token terms by
+    for row, rollout in enumerate(rollouts):
+        ids, env_mask, _ = rollout.completion_tokens()
+        assert batch["completion_ids"][row, : len(ids)].tolist() == ids
+        assert loss_mask[row, : len(ids)].tolist() == env_mask  # tool-result tokens: 0, no gradient
+        assert_tool_results_masked(trainer.rollout_func.generator, rollout)
+        assert 0 in env_mask and env_mask[0] == 1  # the model's call is trained on, the tool's answer is not
+    metrics = trainer.rollout_func.pop_metrics()
+    assert metrics["tools/no_tool_share"] == 0.0 and metrics["tools/calls_per_rollout"] >= 1.0
+    assert metrics["tools/error_rate"] == 0.0 and metrics["episodes/success"] == 0.0  # 42 is no task's answer
+    assert trainer.rollout_func.pop_metrics() == {}  # popped: the next log line counts only new episodes
+
+
+def test_train_an_agent_from_its_yaml_then_deploy_and_run_it(tmp_path: Path, tiny_dir: str, tasks: Path) -> None:
+    result = Trainer(agent_config(tmp_path, tiny_dir, tasks)).run()
+    records = read_records(tmp_path / "run" / "metrics.jsonl")
+    steps = [r for r in records if r["stage"] == "grpo" and "reward" in r]
+    assert len(steps) == 2
+    for record in steps:  # per-step task success and tool use
+        assert {"episodes/success", "tools/calls_per_rollout", "tools/no_tool_share", "rewards/correct/mean"} <= set(
+            record
+        )
+        assert 0.0 <= record["tools/no_tool_share"] <= 1.0 and not math.isnan(record["episodes/success"])
+    after = result["metrics"]["eval_after"]
+    assert after["rollouts"] == 2 and {"success", "no_tool_share", "tool_calls_per_rollout"} <= set(after)
+
+    deployed = deploy_model(CALCULATOR_AGENT, result["model_dir"], tmp_path / "deployed_agent.yml")
+    generator = find_agent(read_agent_yaml(deployed))["init_parameters"]["chat_generator"]["init_parameters"]
+    assert generator["model"] == result["model_dir"]
+    run = CliRunner().invoke(app, ["run", str(deployed), "--message", "Mia has 3 boxes of 4 pens. How many pens?"])
+    assert run.exit_code == 0, run.output
+    assert "assistant" in run.output and "Mia has 3 boxes" in run.output
+
+
+def test_agent_config_errors(tmp_path: Path, tasks: Path) -> None:
+    with pytest.raises(ConfigError, match="training an agent needs `dataset`"):
+        TrainConfig.from_dict({"agent": str(CALCULATOR_AGENT)})
+    with pytest.raises(ConfigError, match="a dataset file goes with `agent"):
+        TrainConfig.from_dict({"env": "calculator", "dataset": str(tasks)})
+    config = TrainConfig.from_dict({"agent": str(CALCULATOR_AGENT), "dataset": str(tmp_path / "missing.jsonl")})
+    with pytest.raises(ConfigError, match="missing.jsonl: dataset file not found"):
+        config.build_environment()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_train_your_agent_example_runs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    script = Path(__file__).parent.parent / "examples" / "train_your_agent.py"
+    command = [sys.executable, str(script), "--sft-steps", "2", "--grpo-steps", "1", "--output", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=580, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for line in ("before training: success", "after SFT:", "after GRPO:", "user: What is the capital of Selvia?"):
+        assert line in done.stdout
+    assert (tmp_path / "final" / "config.json").exists()

@@ -1,0 +1,110 @@
+"""`haystack-rl eval` against a faulty OpenAI-compatible server: retries, then a recorded per-rollout error."""
+
+import json
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from haystack_rl.cli import app
+from haystack_rl.rollout import read_rollouts
+from haystack_rl.testing import MockChatServer
+from haystack_rl_envs.reverse_text import ReverseTextEnv
+
+N = 4
+EXAMPLES = ReverseTextEnv().examples("eval", N)
+
+
+def last_user(body):
+    return next(m["content"] for m in reversed(body["messages"]) if m["role"] == "user")
+
+
+def text_of(content):
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def evaluate(server, out, *extra, n=N):
+    args = ["eval", "reverse_text", "--model", "mock", "--base-url", server.base_url, "-n", n, "-o", out, *extra]
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    return result, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def test_transient_faults_are_retried_and_lose_nothing(tmp_path):
+    times = []
+
+    def plan(index, body):
+        times.append(time.monotonic())
+        schedule = [None, "500", None, "429", None, "close", None, "hang", None, "malformed"]
+        return schedule[index] if index < len(schedule) else None
+
+    with MockChatServer("reverse_text", faults=plan, retry_after=1.5, hang_s=30) as server:
+        result, output = evaluate(server, tmp_path / "out", "-c", 1, "--max-retries", 2, "--timeout", 1, n=6)
+        stats = server.stats()
+    # the malformed body is not retried (the server answered): one rollout records it, the others recover
+    assert result.exit_code == 0, output
+    assert stats["faults"] == {"500": 1, "429": 1, "close": 1, "hang": 1, "malformed": 1}
+    assert stats["requests"] == 6 + 4
+    rollouts = sorted(read_rollouts(tmp_path / "out" / "results.jsonl"), key=lambda r: r.example_id)
+    errors = [r.error for r in rollouts if r.error]
+    assert len(rollouts) == 6 and len(errors) == 1 and "JSONDecodeError" in errors[0], errors
+    assert all(r.reward == 1.0 for r in rollouts if not r.error)
+    # backoff between attempts; the 429's Retry-After (1.5 s) is honoured
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert gaps[1] >= 0.3 and gaps[3] >= 1.4 and gaps[7] >= 1.0, gaps  # 500, 429, hang (the --timeout)
+    summary = json.loads((tmp_path / "out" / "metadata.json").read_text())["summary"]
+    assert summary["errors"] == 1 and summary["n"] == 6
+    assert "1 of 6 rollouts failed (1 policy: JSONDecodeError)" in " ".join(output.split()), output
+    assert "--fail-on-error" in output
+
+
+@pytest.mark.parametrize(("fault", "attempts"), [("500", 2), ("429", 2), ("close", 2), ("hang", 2), ("malformed", 1)])
+def test_persistent_fault_is_a_recorded_error_and_the_eval_finishes(tmp_path, fault, attempts):
+    target = EXAMPLES[1]["prompt"]
+    hits = []
+
+    def plan(index, body):
+        if text_of(last_user(body)) == target:
+            hits.append(time.monotonic())
+            return fault
+        return None
+
+    with MockChatServer("reverse_text", faults=plan, hang_s=30) as server:
+        result, output = evaluate(server, tmp_path / "out", "-c", 4, "--max-retries", 1, "--timeout", 0.5)
+    assert result.exit_code == 0, output  # errors alone do not fail the run
+    assert len(hits) == attempts, hits  # retried once (max-retries 1) where retrying makes sense
+    rollouts = {r.example_id: r for r in read_rollouts(tmp_path / "out" / "results.jsonl")}
+    assert len(rollouts) == N
+    failed = rollouts.pop(EXAMPLES[1]["id"])
+    assert failed.error and failed.error.startswith("policy:") and failed.stop_reason == "error"
+    assert all(r.error is None and r.reward == 1.0 for r in rollouts.values())
+    summary = json.loads((tmp_path / "out" / "metadata.json").read_text())["summary"]
+    assert summary["errors"] == 1 and summary["error_examples"] == [failed.error]
+    assert "errors" in output and "1 of 4 rollouts failed" in " ".join(output.split())
+
+
+def test_fail_on_error_exits_non_zero_only_when_a_rollout_failed(tmp_path):
+    with MockChatServer("reverse_text", faults=lambda index, body: "500") as server:
+        result, output = evaluate(server, tmp_path / "bad", "--max-retries", 0, "--fail-on-error")
+    assert result.exit_code == 1, output
+    assert f"{N} of {N} rollouts failed ({N} policy: InternalServerError)" in " ".join(output.split()), output
+    summary = json.loads((tmp_path / "bad" / "metadata.json").read_text())["summary"]
+    assert summary["errors"] == N  # the summary is still written
+    with MockChatServer("reverse_text") as server:
+        result, output = evaluate(server, tmp_path / "good", "--fail-on-error")
+    assert result.exit_code == 0, output
+    config = json.loads((tmp_path / "good" / "run.json").read_text())
+    assert config["max_retries"] == 2 and config["timeout"] == 60.0  # the defaults, recorded
+
+
+def test_standalone_server_answers_and_injects_faults():
+    """`python -m haystack_rl.testing.mock_server` in a subprocess, as benchmarks use it."""
+    import openai
+
+    with MockChatServer("tic_tac_toe", subprocess=True, faults=["429", None, "malformed"], retry_after=0.1) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="none", max_retries=1)
+        board = "You move first.\n\nX|2|3\n-+-+-\n4|O|6\n-+-+-\n7|8|9\n\nYour move (X)."
+        reply = client.chat.completions.create(model="m", messages=[{"role": "user", "content": board}])
+        assert reply.choices[0].message.content in {f"<move>{c}</move>" for c in (2, 3, 4, 6, 7, 8, 9)}
+        with pytest.raises(json.JSONDecodeError):
+            client.chat.completions.create(model="m", messages=[{"role": "user", "content": board}])
+        assert server.stats() == {"requests": 3, "faults": {"429": 1, "malformed": 1}}
