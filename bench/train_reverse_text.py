@@ -1,6 +1,6 @@
 """Bench: SFT warm start then GRPO on `tiny` for reverse_text; SFT-only vs SFT+GRPO eval reward and wall times.
 
-Usage: python bench/train_reverse_text.py [--sft-steps 600] [--grpo-steps 40] [--output runs/bench_reverse_text]
+Usage: python bench/train_reverse_text.py [--config pipelines/train_reverse_text.yml] [--sft-steps N] [--grpo-steps N]
 Target (issue 5): mean eval reward >= 0.9 within 15 minutes of total training (SFT + GRPO) on 2 CPU cores.
 """
 
@@ -15,33 +15,19 @@ from haystack_rl.training import Trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--sft-steps", type=int, default=600)
-    parser.add_argument("--grpo-steps", type=int, default=40)
+    parser.add_argument("--config", default="pipelines/train_reverse_text.yml", help="the training config to measure")
+    parser.add_argument("--sft-steps", type=int, help="override sft.steps")
+    parser.add_argument("--grpo-steps", type=int, help="override grpo.steps")
     parser.add_argument("--eval-examples", type=int, default=100)
     parser.add_argument("--output", default="runs/bench_reverse_text")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
     args = parser.parse_args()
-    config = {
-        "model": "tiny",
-        "env": "reverse_text",
-        "output_dir": args.output,
-        "save_steps": 1000,
-        "sft": {"steps": args.sft_steps, "batch": 32, "lr": 2e-3},
-        "grpo": {
-            "steps": args.grpo_steps,
-            "batch": 32,
-            "num_generations": 8,
-            "lr": 2e-5,
-            "max_new_tokens": 80,
-            "temperature": 0.7,
-            "loss_type": "dapo",
-            "beta": 0.0,
-        },
-        "eval": {"num_examples": args.eval_examples, "temperature": 0.0, "max_new_tokens": 80},
-    }
     from haystack_rl.training.config import TrainConfig
 
-    config = TrainConfig.from_dict(config, overrides=args.set).to_dict()
+    overrides = [f"output_dir={args.output}", "save_steps=100000", f"eval.num_examples={args.eval_examples}"]
+    overrides += [f"sft.steps={args.sft_steps}"] if args.sft_steps is not None else []
+    overrides += [f"grpo.steps={args.grpo_steps}"] if args.grpo_steps is not None else []
+    config = TrainConfig.from_yaml(args.config, overrides=overrides + args.set).to_dict()
     start = time.perf_counter()
     result = Trainer(config).run()
     total = time.perf_counter() - start
@@ -62,7 +48,8 @@ def main() -> None:
 
         print(f"{name:<20} {fmt('reward')} {fmt('lcs_reward')} {fmt('format_reward')}")
     print(
-        f"\nwall: SFT {sft_s:.0f} s ({args.sft_steps} steps), GRPO {grpo_s:.0f} s ({args.grpo_steps} steps), "
+        f"\nwall: SFT {sft_s:.0f} s ({config['sft']['steps']} steps), GRPO {grpo_s:.0f} s "
+        f"({config['grpo']['steps']} steps), "
         f"training total {sft_s + grpo_s:.0f} s, run total incl. evals {total:.0f} s"
     )
     print(

@@ -28,7 +28,7 @@ class SFTSettings:
     :param batch: Per-device batch size.
     :param quality: How good the demonstrations are: `expert` (the env's best: `demonstrate` or the
         `oracle` baseline), or a name the environment understands (`noisy`, `random-legal`, a baseline name).
-    :param num_examples: Training examples to demonstrate (all when None).
+    :param num_examples: Training examples to demonstrate (when None: `steps * batch`, or all when `steps` is 0).
     :param max_length: Longest tokenized transcript kept (longer ones are truncated).
     :param extra: Any other `trl.SFTConfig` field (e.g. `lr_scheduler_type`, `warmup_steps`), passed through as is.
     """

@@ -146,7 +146,9 @@ def run_sft(
     settings = config.sft
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     markers = has_generation_markers(tokenizer.chat_template or "")
-    rows = demonstrations(environment, settings.quality, settings.num_examples, config.seed, per_turn=not markers)
+    # no more examples demonstrated than the steps can consume (each gives at least one row)
+    wanted = settings.num_examples or (settings.steps * settings.batch if settings.steps > 0 else None)
+    rows = demonstrations(environment, settings.quality, wanted, config.seed, per_turn=not markers)
     if not rows:
         raise ValueError(f"{environment.name}: no demonstrations to train on")
     conversational_multi = any("messages" in row for row in rows)
