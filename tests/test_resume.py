@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -64,16 +65,16 @@ def count_lines(path):
 
 
 @pytest.mark.slow
-def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
-    out = tmp_path / "run"
-    results = out / "results.jsonl"
-    args = ["eval", "slow_reverse", "--model", "baseline:slow_oracle", "-n", N_EXAMPLES, "-r", R, "-c", 4, "-o", out]
-    process = subprocess.Popen(command(*args), env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+def kill_when(
+    process: subprocess.Popen, ready: Callable[[], bool], timeout_s: float, what: str, output: Callable[[], str]
+) -> None:
+    """SIGKILL `process` as soon as `ready()`; fail with its output if it exits first, or with `what` on timeout."""
     try:
-        deadline = time.monotonic() + 120  # start-up alone can take long on a loaded 2-core machine
-        while count_lines(results) < 2 * R:
-            assert process.poll() is None, process.stdout.read().decode() if process.stdout else ""
-            assert time.monotonic() < deadline, "the eval wrote no results in 120 s"
+        deadline = time.monotonic() + timeout_s
+        while not ready():
+            assert process.poll() is None, output()
+            assert time.monotonic() < deadline, what
             time.sleep(0.05)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
@@ -81,6 +82,20 @@ def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
         if process.poll() is None:
             process.kill()
             process.wait()
+
+def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
+    out = tmp_path / "run"
+    results = out / "results.jsonl"
+    args = ["eval", "slow_reverse", "--model", "baseline:slow_oracle", "-n", N_EXAMPLES, "-r", R, "-c", 4, "-o", out]
+    process = subprocess.Popen(command(*args), env=plugin_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    # start-up alone can take long on a loaded 2-core machine
+    kill_when(
+        process,
+        lambda: count_lines(results) >= 2 * R,
+        120,
+        "the eval wrote no results in 120 s",
+        lambda: process.stdout.read().decode() if process.stdout else "",
+    )
     done_before = count_lines(results)
     assert process.returncode == -signal.SIGKILL, (process.returncode, done_before)
     assert 2 * R <= done_before < N_EXAMPLES * R, f"the run was not interrupted midway ({done_before} lines)"
@@ -159,18 +174,13 @@ def test_killed_training_resumes_from_its_last_checkpoint(tmp_path, tiny_model_p
     log = tmp_path / "train.log"
     with open(log, "wb") as handle:  # a file, not a pipe: a full pipe would block the trainer
         process = subprocess.Popen(command("train", path), env=env, stdout=handle, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 400
-        while not complete_checkpoints(out / "grpo") or complete_checkpoints(out / "grpo")[-1] < KILL_AFTER:
-            assert process.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "no GRPO checkpoint in 400 s"
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    kill_when(
+        process,
+        lambda: bool(complete_checkpoints(out / "grpo")) and complete_checkpoints(out / "grpo")[-1] >= KILL_AFTER,
+        400,
+        "no GRPO checkpoint in 400 s",
+        lambda: log.read_text()[-3000:],
+    )
     assert process.returncode == -signal.SIGKILL
     assert not (out / "final").exists() and not (out / "summary.json").exists(), "the run finished before the kill"
     last = complete_checkpoints(out / "grpo")[-1]
