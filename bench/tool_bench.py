@@ -24,7 +24,8 @@ def parse_args(description: str, output: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--qualities", default="format-only,expert", help="warm starts to run, comma-separated")
     parser.add_argument("--sft-steps", type=int, default=300)
-    parser.add_argument("--grpo-steps", type=int, default=60)
+    parser.add_argument("--grpo-steps", type=int, default=1000)
+    parser.add_argument("--grpo-minutes", type=float, default=30.0, help="stop GRPO after this long (0: no limit)")
     parser.add_argument("--eval-examples", type=int, default=100)
     parser.add_argument("--output", default=output)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
@@ -42,8 +43,9 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
             "output_dir": f"{args.output}/{quality}",
             "save_steps": 1000,
             "sft": {"steps": args.sft_steps, "batch": 16, "lr": 2e-3, "quality": quality, "max_length": 1024},
-            "grpo": {"steps": args.grpo_steps, "batch": 16, "num_generations": 8, "lr": 2e-5,
-                     "max_new_tokens": max_new_tokens, "temperature": 1.0, "loss_type": "dapo", "beta": 0.0},
+            "grpo": {"steps": args.grpo_steps, "batch": 16, "num_generations": 8, "lr": 1e-4,
+                     "max_new_tokens": max_new_tokens, "temperature": 1.0, "loss_type": "dapo", "beta": 0.0,
+                     "max_minutes": args.grpo_minutes or None},
             "eval": {"num_examples": args.eval_examples, "temperature": 0.0, "max_new_tokens": max_new_tokens},
         }, overrides=args.set).to_dict()  # fmt: skip
         start = time.perf_counter()
@@ -53,10 +55,11 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
             "after_grpo": {k: metrics["eval_after"].get(k) for k in FIGURES},
             "sft_s": metrics.get("sft_wall_s"),
             "grpo_s": metrics.get("grpo_wall_s"),
+            "grpo_steps": metrics.get("grpo_steps_done"),
             "total_s": time.perf_counter() - start,
         }
     print(f"\n{env}: eval split ({args.eval_examples} examples, greedy); SFT {args.sft_steps} steps, "
-          f"GRPO {args.grpo_steps} steps")  # fmt: skip
+          f"GRPO up to {args.grpo_steps} steps / {args.grpo_minutes:g} min")  # fmt: skip
     print(f"{'warm start':<12} {'stage':<11}" + "".join(f"{name:>24}" for name in FIGURES))
     for quality, result in results.items():
         for stage in ("after_sft", "after_grpo"):
@@ -64,5 +67,8 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
                 f"{value:>24.3f}" if isinstance(value, float) else f"{'-':>24}" for value in result[stage].values()
             )
             print(f"{quality:<12} {stage:<11}{cells}")
-        print(f"{'':<12} wall: SFT {result['sft_s'] or 0:.0f} s, GRPO {result['grpo_s'] or 0:.0f} s")
+        print(
+            f"{'':<12} wall: SFT {result['sft_s'] or 0:.0f} s, GRPO {result['grpo_s'] or 0:.0f} s "
+            f"({result['grpo_steps']} steps)"
+        )
     print(json.dumps(results))

@@ -1,6 +1,6 @@
 """Bench: calculator, format-only and expert warm starts, each followed by GRPO, on `tiny` (2 CPU cores).
 
-Usage: python bench/train_calculator.py [--qualities format-only,expert] [--sft-steps 300] [--grpo-steps 60]
+Usage: python bench/train_calculator.py [--qualities format-only,expert] [--sft-steps 300] [--grpo-minutes 30]
 Targets (issue 7): from a format-only warm start, GRPO raises success by >= 20 points within 30 minutes of
 training with the tool-error rate falling; from an expert warm start plus GRPO, success >= 90%.
 """

@@ -1,6 +1,6 @@
 """Bench: search_qa, format-only and expert warm starts, each followed by GRPO, on `tiny` (2 CPU cores).
 
-Usage: python bench/train_search_qa.py [--qualities format-only,expert] [--sft-steps 300] [--grpo-steps 60]
+Usage: python bench/train_search_qa.py [--qualities format-only,expert] [--sft-steps 300] [--grpo-minutes 30]
 Target (issue 7): success rises after GRPO over the warm start (the table says by how much). search_qa has
 40 questions (train and eval are the same set: the corpus is the task).
 """

@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 from typing import Any
 
-from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-
 from haystack_rl import load_environment
 from haystack_rl.training import TrainConfig, Trainer
-from haystack_rl.training.callbacks import METRICS_FILE, read_records
 from haystack_rl.training.evaluation import evaluate, make_policy
 
 CONFIG = Path(__file__).resolve().parent.parent / "pipelines" / "train_tic_tac_toe.yml"
@@ -36,26 +32,6 @@ RANDOM_OPPONENT = {"min_random_move_prob": 1.0, "max_random_move_prob": 1.0}
 MINIMAX_OPPONENT = {"min_random_move_prob": 0.0, "max_random_move_prob": 0.0}
 COLUMNS = ("win", "draw", "loss", "unfinished", "invalid_move_rate", "reward")
 LABELS = ("win %", "draw %", "loss %", "unfin. %", "invalid %", "reward")
-
-
-class TimeBudget(TrainerCallback):
-    """Stops GRPO once it has trained for `minutes` (SFT is not limited)."""
-
-    def __init__(self, minutes: float) -> None:
-        self.seconds = minutes * 60
-        self.start: float | None = None
-
-    def on_train_begin(
-        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
-    ) -> None:
-        """Start the clock when GRPO starts."""
-        if type(args).__name__.startswith("GRPO"):
-            self.start = time.perf_counter()
-
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
-        """Ask the trainer to stop (and save) once the budget is spent."""
-        if self.start is not None and time.perf_counter() - self.start > self.seconds:
-            control.should_training_stop = True
 
 
 def train(args: argparse.Namespace, part: str) -> dict[str, Any]:
@@ -69,25 +45,17 @@ def train(args: argparse.Namespace, part: str) -> dict[str, Any]:
     sft_result = Trainer(sft.to_dict(), evaluate_before_after=False).run()
     grpo = TrainConfig.from_yaml(CONFIG, [*common, f"output_dir={args.output}/{part}/grpo", "sft.enabled=false",
                                           f"model={sft_result['model_dir']}",
-                                          f"grpo.steps={args.grpo_steps}"])  # fmt: skip
-    trainer = Trainer(grpo.to_dict(), evaluate_before_after=False)
-    if args.grpo_minutes:
-        trainer.add_callback(TimeBudget(args.grpo_minutes))
-    grpo_result = trainer.run()
+                                          f"grpo.steps={args.grpo_steps}",
+                                          f"grpo.max_minutes={args.grpo_minutes or 'null'}"])  # fmt: skip
+    grpo_result = Trainer(grpo.to_dict(), evaluate_before_after=False).run()
     return {
         "sft_model": sft_result["model_dir"],
         "grpo_model": grpo_result["model_dir"],
         "sft_s": sft_result["metrics"].get("sft_wall_s", 0.0),
         "grpo_s": grpo_result["metrics"].get("grpo_wall_s", 0.0),
-        "grpo_steps": grpo_steps(grpo.output_dir),
+        "grpo_steps": grpo_result["metrics"].get("grpo_steps_done", 0),
         "max_new_tokens": grpo.eval.max_new_tokens or grpo.grpo.max_new_tokens,
     }
-
-
-def grpo_steps(output_dir: str) -> int:
-    """GRPO steps a run logged (fewer than asked when the time budget stopped it)."""
-    records = read_records(Path(output_dir) / METRICS_FILE)
-    return max((r["step"] for r in records if r.get("stage") == "grpo"), default=0)
 
 
 def play(model_dir: str, opponent: dict[str, float], games: int, max_new_tokens: int) -> dict[str, Any]:

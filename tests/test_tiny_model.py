@@ -61,8 +61,8 @@ def test_cached_build_is_reused(tiny_model_path: Path) -> None:
 
 def test_cache_root_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HAYSTACK_RL_CACHE", str(tmp_path))
-    assert tiny_module.default_tiny_model_path() == tmp_path / "models" / "tiny-v2"
-    assert tiny_module.default_tiny_model_path(seed=3) == tmp_path / "models" / "tiny-v2-seed3"
+    assert tiny_module.default_tiny_model_path() == tmp_path / "models" / "tiny-v3"
+    assert tiny_module.default_tiny_model_path(seed=3) == tmp_path / "models" / "tiny-v3-seed3"
 
 
 def test_resolve_model(tmp_path: Path) -> None:
@@ -155,3 +155,17 @@ def test_chat_template_renders_tools_and_tool_calls(tiny_model_path: Path) -> No
     assert '<tool_call>{"name": "add", "arguments": {"a": 1, "b": {"c": [2]}}}</tool_call>' in text
     assert '<tool_call>{"name": "noop", "arguments": {"x": 1}}</tool_call><|im_end|>' in text
     assert "<|im_start|>tool\n3<|im_end|>\n<|im_start|>tool\nok<|im_end|>\n" in text
+
+
+def test_chat_template_marks_exactly_the_assistant_replies(tiny_model_path: Path) -> None:
+    """`{% generation %}` markers: TRL's `assistant_only_loss` trains a whole conversation in one row."""
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    out = tokenizer.apply_chat_template(
+        MESSAGES, tools=TOOLS, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    marked = "".join(tokenizer.decode([t]) for t, m in zip(out["input_ids"], out["assistant_masks"]) if m)
+    assert marked == (
+        '<tool_call>{"name": "add", "arguments": {"a": 1, "b": {"c": [2]}}}</tool_call>'
+        '<tool_call>{"name": "noop", "arguments": {"x": 1}}</tool_call><|im_end|>'
+        "It is 3.<|im_end|>You're welcome.<|im_end|>"
+    )

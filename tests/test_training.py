@@ -270,6 +270,7 @@ def test_multi_turn_grpo_and_demonstrations(tmp_path: Path, tiny_dir: str) -> No
                           grpo={"steps": 1, "max_new_tokens": 8, "max_episode_tokens": 16})  # fmt: skip
     config["env_args"] = env_args
     result = Trainer(config).run()
+    assert result["metrics"]["sft_examples"] == 2  # whole games, one row each (the template marks assistant turns)
     records = read_records(Path(config["output_dir"]) / "metrics.jsonl")
     grpo = [r for r in records if r["stage"] == "grpo" and "reward" in r]
     assert grpo and "rewards/win/mean" in grpo[0]
@@ -294,6 +295,25 @@ def test_env_mask_reaches_the_grpo_loss(tmp_path: Path, tiny_dir: str) -> None:
         assert batch["completion_ids"][row, : len(ids)].tolist() == ids
         assert loss_mask[row, : len(ids)].tolist() == env_mask  # environment tokens: 0, no gradient
     assert any(0 in r.completion_tokens()[1] for r in rollouts)
+
+
+def test_time_limit_stops_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import TrainerControl, TrainerState
+
+    from haystack_rl.training import callbacks
+
+    clock = [100.0]
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: clock[0])
+    callback, state, control = callbacks.TimeLimitCallback(minutes=0.5), TrainerState(), TrainerControl()
+    callback.on_train_begin(None, state, control)  # type: ignore[arg-type]
+    for step, now in enumerate((110.0, 129.9, 130.0), start=1):
+        clock[0], state.global_step = now, step
+        callback.on_step_end(None, state, control)  # type: ignore[arg-type]
+        assert control.should_training_stop is (now >= 130.0)
+    assert callback.stopped_at_step == 3
+    with pytest.raises(ValueError, match="positive"):
+        callbacks.TimeLimitCallback(minutes=0)
+    assert TrainConfig.from_dict({"grpo": {"max_minutes": 30}}).grpo.max_minutes == 30
 
 
 # --- several processes (torchrun, gloo) ---------------------------------------------------------

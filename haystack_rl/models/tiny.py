@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 TINY_MODEL_NAME = "tiny"
-TINY_MODEL_VERSION = "tiny-v2"
+TINY_MODEL_VERSION = "tiny-v3"
 CACHE_ENV_VAR = "HAYSTACK_RL_CACHE"
 
 #: Special tokens, in id order after the 256 byte tokens.
@@ -35,7 +35,7 @@ CHAT_TEMPLATE = (
     "{%- set content = message.content if message.content is string else '' %}"
     "{%- if message.role == 'system' and loop.first %}"
     "{%- elif message.role == 'assistant' %}"
-    "{{- '<|im_start|>assistant\\n' + content }}"
+    "{{- '<|im_start|>assistant\\n' }}{%- generation %}{{- content }}"
     "{%- for tool_call in message.tool_calls or [] %}"
     "{%- set call = tool_call.function if tool_call.function is defined else tool_call %}"
     "{%- if call.arguments is string %}"
@@ -44,7 +44,7 @@ CHAT_TEMPLATE = (
     "{{- '<tool_call>' + ({'name': call.name, 'arguments': call.arguments} | tojson) + '</tool_call>' }}"
     "{%- endif %}"
     "{%- endfor %}"
-    "{{- '<|im_end|>\\n' }}"
+    "{{- '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}"
     "{%- else %}"
     "{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}"
     "{%- endif %}"
@@ -87,7 +87,7 @@ def ensure_tiny_model(path: str | Path | None = None, seed: int = 0) -> Path:
     model = AutoModelForCausalLM.from_pretrained(path)
     ```
 
-    :param path: Target directory; defaults to `<cache root>/models/tiny-v2` (see `default_cache_root`).
+    :param path: Target directory; defaults to `<cache root>/models/tiny-v3` (see `default_cache_root`).
     :param seed: Seed of the random initialization (the build is deterministic given the seed).
     :returns: The model directory.
     """

@@ -81,6 +81,40 @@ class JsonlMetricsCallback(TrainerCallback):
             self.on_record(record)
 
 
+class TimeLimitCallback(TrainerCallback):
+    """
+    Stops training once it has run for `minutes` (counted from `on_train_begin`); the trainer then ends as
+    after its last step, so the final model is saved as usual.
+
+    Usage example:
+    ```python
+    from haystack_rl.training.callbacks import TimeLimitCallback
+
+    callback = TimeLimitCallback(minutes=30)
+    # GRPOTrainer(..., callbacks=[callback])
+    ```
+    """
+
+    def __init__(self, minutes: float) -> None:
+        if minutes <= 0:
+            raise ValueError(f"max_minutes must be positive, got {minutes}")
+        self.seconds = minutes * 60.0
+        self._start: float | None = None
+        self.stopped_at_step: int | None = None
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        """Start the clock."""
+        self._start = time.perf_counter()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        """Ask the trainer to stop once the budget is spent."""
+        if self._start is not None and time.perf_counter() - self._start >= self.seconds:
+            control.should_training_stop = True
+            self.stopped_at_step = state.global_step
+
+
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
     """Append one JSON line."""
     path = Path(path)

@@ -62,6 +62,8 @@ class GRPOSettings:
     :param vllm_server_base_url: URL of a `trl vllm-serve` server (passthrough).
     :param max_episode_tokens: Multi-turn: stop an episode once the model generated this many tokens
         (None: the environment's own turn limit decides).
+    :param max_minutes: Stop GRPO after this many minutes of training in this process, saving the model as
+        after the last step (None: run all `steps`). A resumed run gets the full budget again.
     :param extra: Any other `GRPOConfig` field, passed through as is.
     """
 
@@ -77,6 +79,7 @@ class GRPOSettings:
     vllm_mode: str = "server"
     vllm_server_base_url: str | None = None
     max_episode_tokens: int | None = None
+    max_minutes: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -10,7 +10,7 @@ from transformers import PrinterCallback, TrainerCallback, TrainerControl, Train
 
 from haystack_rl.environments.base import Environment
 from haystack_rl.environments.single_turn import SingleTurnEnv
-from haystack_rl.training.callbacks import JsonlMetricsCallback, append_record
+from haystack_rl.training.callbacks import JsonlMetricsCallback, TimeLimitCallback, append_record
 from haystack_rl.training.checkpoints import last_complete_checkpoint
 from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.evaluation import evaluate, make_policy
@@ -137,6 +137,7 @@ def build_grpo_trainer(
         callbacks=[
             JsonlMetricsCallback(metrics_path, "grpo", extra=rollout_func.pop_metrics if rollout_func else None),
             PeriodicEvalCallback(config, environment, metrics_path),
+            *([TimeLimitCallback(config.grpo.max_minutes)] if config.grpo.max_minutes else []),
             *(callbacks or []),
         ],
     )
@@ -168,6 +169,10 @@ def run_grpo(
     final = save_on_main(trainer.model, trainer.processing_class, final_dir, merge=config.lora.merge_on_save)
     metrics: dict[str, Any] = {f"grpo_{k}": v for k, v in result.metrics.items()}
     metrics["grpo_resumed_from"] = checkpoint
+    metrics["grpo_steps_done"] = trainer.state.global_step
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TimeLimitCallback) and callback.stopped_at_step is not None:
+            metrics["grpo_time_limit_hit"] = True
     errors = {
         f.__name__: sum(f.errors.values()) for f in trainer.reward_funcs if isinstance(f, RubricReward) and f.errors
     }
