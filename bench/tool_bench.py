@@ -32,7 +32,7 @@ def parse_args(description: str, output: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_tokens: int = 64) -> None:
+def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_tokens: int = 128) -> None:
     """Train once per warm-start quality and print the table (plus one JSON line per quality)."""
     results = {}
     for quality in args.qualities.split(","):
@@ -51,7 +51,8 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
         start = time.perf_counter()
         metrics = Trainer(config).run()["metrics"]
         results[quality] = {
-            "after_sft": {k: metrics.get("eval_sft", {}).get(k) for k in FIGURES},
+            # with `--set sft.enabled=false --set model=DIR` the warm start is DIR, evaluated as "before"
+            "after_sft": {k: metrics.get("eval_sft", metrics["eval_before"]).get(k) for k in FIGURES},
             "after_grpo": {k: metrics["eval_after"].get(k) for k in FIGURES},
             "sft_s": metrics.get("sft_wall_s"),
             "grpo_s": metrics.get("grpo_wall_s"),

@@ -10,4 +10,4 @@ from __future__ import annotations
 from tool_bench import parse_args, run
 
 if __name__ == "__main__":
-    run("search_qa", {}, parse_args(__doc__ or "", "runs/bench_search_qa"), max_new_tokens=48)
+    run("search_qa", {}, parse_args(__doc__ or "", "runs/bench_search_qa"))

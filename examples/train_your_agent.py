@@ -38,7 +38,7 @@ def capital_of(country: str) -> str:
 
 # 2. Your agent: a chat generator, the tools and a system prompt (the object you deploy).
 agent = Agent(
-    chat_generator=TransformersChatGenerator(model="tiny", max_new_tokens=48),
+    chat_generator=TransformersChatGenerator(model="tiny", max_new_tokens=128),
     tools=[create_tool_from_function(capital_of)],
     system_prompt="Use the tool, then answer inside <answer></answer>.",
     max_agent_steps=3,
@@ -70,11 +70,11 @@ def main() -> None:
     config = TrainConfig.from_dict({
         "output_dir": str(out),
         "sft": {"steps": args.sft_steps, "batch": 16, "lr": 3e-3, "max_length": 1024},
-        "grpo": {"steps": args.grpo_steps, "batch": 8, "num_generations": 4, "max_new_tokens": 48, "lr": 1e-5},
+        "grpo": {"steps": args.grpo_steps, "batch": 8, "num_generations": 4, "max_new_tokens": 128, "lr": 1e-5},
     })  # fmt: skip
 
     def success(model_dir: str) -> float:
-        summary = evaluate(env, make_policy(model_dir, 48, temperature=0.0), seed=config.seed)
+        summary = evaluate(env, make_policy(model_dir, 128, temperature=0.0), seed=config.seed)
         return summary["success"]
 
     base = str(resolve_model("tiny"))

@@ -235,8 +235,9 @@ def test_rollout_func_masks_environment_tokens(tiny_dir: str) -> None:
     func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=6, max_total_tokens=18)
     rows = [example_row(env, example, 0) for example in env.examples("train")[:2]]
     prompts = [rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2  # TRL repeats each prompt num_generations times
-    trainer = SimpleNamespace(model=AutoModelForCausalLM.from_pretrained(tiny_dir),
-                              processing_class=AutoTokenizer.from_pretrained(tiny_dir))  # what GRPOTrainer has
+    trainer = SimpleNamespace(
+        model=AutoModelForCausalLM.from_pretrained(tiny_dir), processing_class=AutoTokenizer.from_pretrained(tiny_dir)
+    )  # what GRPOTrainer has
     out = func(prompts, trainer)
     assert {len(out[k]) for k in ("prompt_ids", "completion_ids", "logprobs", "env_mask", SCORES_FIELD)} == {4}
     rollouts = func.last_rollouts
@@ -295,6 +296,25 @@ def test_env_mask_reaches_the_grpo_loss(tmp_path: Path, tiny_dir: str) -> None:
         assert batch["completion_ids"][row, : len(ids)].tolist() == ids
         assert loss_mask[row, : len(ids)].tolist() == env_mask  # environment tokens: 0, no gradient
     assert any(0 in r.completion_tokens()[1] for r in rollouts)
+
+
+def test_reply_budget_warns_when_generation_would_cut_demonstrated_replies(caplog: pytest.LogCaptureFixture) -> None:
+    from datasets import Dataset
+
+    from haystack_rl.training.sft import check_reply_budget, longest_reply
+
+    dataset = Dataset.from_dict(
+        {"input_ids": [[5] * 9, [5] * 4], "assistant_masks": [[0, 1, 1, 0, 1, 1, 1, 1, 0], [1] * 4]}
+    )
+    assert longest_reply(dataset) == 4
+    fits = TrainConfig.from_dict({"grpo": {"max_new_tokens": 4}})
+    with caplog.at_level(logging.WARNING, logger="haystack_rl.training.sft"):
+        check_reply_budget(dataset, fits, "env")
+        assert not caplog.records
+        check_reply_budget(
+            dataset, TrainConfig.from_dict({"grpo": {"max_new_tokens": 8}, "eval": {"max_new_tokens": 3}}), "env"
+        )
+    assert "reach 4 tokens, but eval.max_new_tokens=3" in caplog.text and "grpo.max_new_tokens" not in caplog.text
 
 
 def test_time_limit_stops_training(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -257,7 +257,9 @@ class TicTacToeEnv(MultiTurnEnv):
 
     @staticmethod
     def _ask(state: State, prefix: str) -> str:
-        return f"{prefix}\n\n{game.render(state.info['board'])}\n\nYour move (X)."
+        board = state.info["board"]
+        free = ", ".join(str(cell) for cell in game.legal_moves(board))
+        return f"{prefix}\n\n{game.render(board)}\n\nFree cells: {free}. Your move (X)."
 
     @staticmethod
     def _result(state: State, prefix: str) -> str:

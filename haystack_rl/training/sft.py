@@ -187,6 +187,7 @@ def run_sft(
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
     check_lengths(trainer.train_dataset, len(rows), settings.max_length, environment.name)
+    check_reply_budget(trainer.train_dataset, config, environment.name)
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     save_on_main(trainer.model, tokenizer, final, merge=True)
@@ -208,6 +209,34 @@ def check_lengths(dataset: Any, num_rows: int, max_length: int, name: str) -> No
     if cut:
         logger.warning("%s: %d of %d SFT rows reach sft.max_length=%d tokens and lose the end of their completion; "
                        "raise sft.max_length", name, cut, num_rows, max_length)  # fmt: skip
+
+
+def longest_reply(dataset: Any) -> int:
+    """The longest run of trained tokens (one model reply, end token included) in a tokenized SFT dataset."""
+    column = next((c for c in ("assistant_masks", "completion_mask") if c in dataset.column_names), None)
+    longest = 0
+    for mask in dataset[column] if column else []:
+        run = 0
+        for bit in mask:
+            run = run + 1 if bit else 0
+            longest = max(longest, run)
+    return longest
+
+
+def check_reply_budget(dataset: Any, config: TrainConfig, name: str) -> None:
+    """
+    Warn when a demonstrated reply is longer than generation may be: a tool call cut by `max_new_tokens`
+    is malformed, so GRPO and evaluation would see only broken replies (and no reward to learn from).
+    """
+    longest = longest_reply(dataset)
+    budgets = {"eval.max_new_tokens": config.eval.max_new_tokens or config.grpo.max_new_tokens}
+    if config.grpo.steps > 0:
+        budgets["grpo.max_new_tokens"] = config.grpo.max_new_tokens
+    short = {key: value for key, value in budgets.items() if value < longest}
+    if short:
+        logger.warning("%s: demonstrated replies reach %d tokens, but %s: longer generated replies are cut "
+                       "(a cut tool call is malformed); raise them", name, longest,
+                       ", ".join(f"{k}={v}" for k, v in short.items()))  # fmt: skip
 
 
 def cpu_friendly_args() -> dict[str, Any]:
