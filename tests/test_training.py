@@ -151,7 +151,7 @@ def test_trainer_sft_grpo_end_to_end(tmp_path: Path, tiny_dir: str) -> None:
     assert result["model_dir"] == str(out / "final")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    AutoModelForCausalLM.from_pretrained(result["model_dir"])
+    assert AutoModelForCausalLM.from_pretrained(result["model_dir"]).config.use_cache  # generation keeps its KV cache
     tokenizer = AutoTokenizer.from_pretrained(result["model_dir"])
     assert tokenizer.chat_template and "<|im_start|>" in tokenizer.apply_chat_template(
         [{"role": "user", "content": "hi"}], tokenize=False, add_generation_prompt=True

@@ -283,6 +283,8 @@ def save_plain_model(model: Any, tokenizer: Any, path: str | Path, merge: bool =
         import copy
 
         to_save = copy.deepcopy(model).merge_and_unload()
+    if getattr(to_save.config, "use_cache", None) is False:  # training turns the KV cache off; generation wants it
+        to_save.config.use_cache = True
     to_save.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
