@@ -105,7 +105,7 @@ class TicTacToeEnv(MultiTurnEnv):
     `random_move_prob` (drawn per example from `[min_random_move_prob, max_random_move_prob]`).
 
     The model plays X and starts half of the games. Each turn shows the board as text and lists the free
-    cells (a small model learns legal moves from that line far sooner than from the board); the model answers
+    cells (so the legal moves need not be read off the board); the model answers
     `<move>N</move>`. An invalid move (unparsable, out of range, occupied) is explained and asked again,
     and counted; with `invalid_move_ends_game` it loses the game instead. The opponent's randomness is
     seeded from (episode seed, board), so every rollout of a group faces the same opponent behaviour.
