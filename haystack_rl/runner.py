@@ -14,6 +14,7 @@ from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl.environments.base import Environment, State
+from haystack_rl.generators.transformers import ContextLengthError
 from haystack_rl.rollout import Rollout, RolloutWriter, Turn, read_rollouts, write_rollouts
 
 RESULTS_FILE = "results.jsonl"
@@ -78,7 +79,10 @@ async def play_episode(
             try:
                 reply = await call_policy(policy, list(state.messages), kwargs, tools)
             except Exception as error:  # noqa: BLE001 - recorded on the rollout
-                rollout.error, rollout.stop_reason = f"policy: {type(error).__name__}: {error}", "error"
+                if isinstance(error, ContextLengthError) and rollout.turns:
+                    rollout.stop_reason = "context_length"  # the policy talked itself out of room: scored as is
+                else:  # (when not even the first prompt fits, that is a setup problem, reported as one)
+                    rollout.error, rollout.stop_reason = f"policy: {type(error).__name__}: {error}", "error"
                 break
             generation_s += time.perf_counter() - t0
             if "completion_ids" in reply.meta:

@@ -249,3 +249,22 @@ def test_parse_malformed_calls_stay_in_the_text() -> None:
 def test_parse_plain_text_is_untouched() -> None:
     parsed = parse_tool_calls("  just text\n")
     assert parsed.text == "  just text\n" and parsed.tool_calls == [] and parsed.errors == []
+
+
+def test_an_episode_that_outgrows_the_context_ends_scored_not_errored(make_generator: Any) -> None:
+    from haystack_rl import load_environment
+    from haystack_rl.runner import play_episode
+
+    env = load_environment("tic_tac_toe", num_eval_examples=1, invalid_move_ends_game=False)
+    example = env.examples("eval")[0]
+    generator = make_generator(max_new_tokens=16)
+    generator.warm_up()
+    first = len(generator.build_prompt(env.reset(example, 0)[0], None))
+    generator._max_positions = first + 40  # the first turn fits; the second prompt (with the board again) cannot
+    rollout = asyncio.run(play_episode(env, generator, example, seed=0))
+    assert rollout.error is None and rollout.stop_reason == "context_length" and len(rollout.turns) == 1
+    env.rubric.score(rollout)
+    assert rollout.metrics["unfinished"] == 1.0  # counted as an unfinished game, and trainable
+    generator._max_positions = first  # not even the first prompt fits: a setup error, reported
+    rollout = asyncio.run(play_episode(env, generator, example, seed=0))
+    assert rollout.stop_reason == "error" and "ContextLengthError" in (rollout.error or "")

@@ -29,6 +29,10 @@ class ChatTemplateError(ValueError):
     """The chat template renders the conversation's history differently from what the model saw."""
 
 
+class ContextLengthError(ValueError):
+    """The conversation no longer fits the model's context window (an episode's runner ends it there)."""
+
+
 @dataclass
 class _Request:
     prompt_ids: list[int]
@@ -273,7 +277,9 @@ class TransformersChatGenerator:
         max_new = int(kwargs.get("max_new_tokens", kwargs.get("max_tokens", self.max_new_tokens)))
         if self._max_positions is not None:
             if len(prompt_ids) >= self._max_positions:
-                raise ValueError(f"prompt of {len(prompt_ids)} tokens does not fit the model's {self._max_positions}")
+                raise ContextLengthError(
+                    f"prompt of {len(prompt_ids)} tokens does not fit the model's {self._max_positions}"
+                )
             max_new = min(max_new, self._max_positions - len(prompt_ids))
         seed = kwargs.get("seed")
         return _Request(
