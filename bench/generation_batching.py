@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from haystack.dataclasses import ChatMessage
+from torch_threads import add_threads_argument, apply_threads
 
 from haystack_rl import load_environment
 from haystack_rl.generators.transformers import TransformersChatGenerator
@@ -67,15 +68,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=2, help="timed rounds per side (best is kept)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads (0: torch's default; 1 keeps timings steady on a shared machine)",
-    )
+    add_threads_argument(parser)
     args = parser.parse_args()
-    if args.threads > 0:
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
 
     generator = TransformersChatGenerator(model=args.model, max_new_tokens=args.max_new_tokens,
                                           temperature=args.temperature, max_batch_size=args.concurrency)  # fmt: skip

@@ -32,6 +32,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from torch_threads import add_threads_argument, apply_threads
 from transformers import PrinterCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from haystack_rl.models.tiny import resolve_model
@@ -152,20 +153,12 @@ def main() -> None:
     parser.add_argument("--num-generations", type=int, default=8)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=2, help="runs per side (alternating; all timed steps pooled)")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch intra-op threads (0: torch's default; 1 keeps timings steady on a shared machine)",
-    )
+    add_threads_argument(parser)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("transformers").setLevel(logging.ERROR)
 
-    if args.threads > 0:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    apply_threads(args.threads)
     steps: dict[str, list[tuple[float, float]]] = {"direct": [], "ours": []}
     for _ in range(args.repeats):
         for name, side in (("direct", direct), ("ours", ours)):
