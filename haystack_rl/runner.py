@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,23 @@ def derive_seed(*parts: object) -> int:
     """A stable 31-bit seed from any parts (same parts -> same seed, on every machine and run)."""
     digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+_CONTEXT_OVERFLOW = re.compile(r"context.length|context window|maximum context|prompt is too long", re.IGNORECASE)
+
+
+def is_context_overflow(error: BaseException) -> bool:
+    """
+    Whether `error` says the conversation no longer fits the model's context window.
+
+    That is a `ContextLengthError` (local models), or an OpenAI-compatible server's HTTP 400 that says so
+    (OpenAI's `context_length_exceeded`, vLLM's "maximum context length is ... tokens").
+    """
+    if isinstance(error, ContextLengthError):
+        return True
+    if getattr(error, "status_code", None) != 400:
+        return False
+    return bool(_CONTEXT_OVERFLOW.search(f"{getattr(error, 'code', '') or ''} {error}"))
 
 
 async def call_policy(
@@ -72,19 +90,20 @@ async def play_episode(
     try:
         _, state = environment.reset(example, seed)
         env_s += time.perf_counter() - start
-        done = False
+        done = replied = False
         while not done:
             kwargs = {**(generation_kwargs or {}), "seed": derive_seed(seed, rollout_index, state.turn)}
             t0 = time.perf_counter()
             try:
                 reply = await call_policy(policy, list(state.messages), kwargs, tools)
             except Exception as error:  # noqa: BLE001 - recorded on the rollout
-                if isinstance(error, ContextLengthError) and rollout.turns:
+                if is_context_overflow(error) and replied:
                     rollout.stop_reason = "context_length"  # the policy talked itself out of room: scored as is
                 else:  # (when not even the first prompt fits, that is a setup problem, reported as one)
                     rollout.error, rollout.stop_reason = f"policy: {type(error).__name__}: {error}", "error"
                 break
             generation_s += time.perf_counter() - t0
+            replied = True
             if "completion_ids" in reply.meta:
                 rollout.turns.append(
                     Turn(list(reply.meta["prompt_ids"]), list(reply.meta["completion_ids"]), reply.meta.get("logprobs"))

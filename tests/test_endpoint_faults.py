@@ -108,3 +108,29 @@ def test_standalone_server_answers_and_injects_faults():
         with pytest.raises(json.JSONDecodeError):
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": board}])
         assert server.stats() == {"requests": 3, "faults": {"429": 1, "malformed": 1}}
+
+
+def test_a_server_refusing_an_overlong_conversation_ends_the_episode_scored(tmp_path):
+    """A 400 "maximum context length" on a later turn ends the game there (stop_reason context_length)."""
+
+    def later_turns(index, body):
+        return "context_length" if len(body["messages"]) > 2 else None
+
+    def evaluate_tic_tac_toe(server, out):
+        args = ["eval", "tic_tac_toe", "--model", "mock", "-n", 3, "--max-retries", 0, "--base-url", server.base_url]
+        return CliRunner().invoke(app, [str(a) for a in [*args, "-o", out]])
+
+    with MockChatServer("tic_tac_toe", faults=later_turns) as server:
+        result = evaluate_tic_tac_toe(server, tmp_path / "late")
+    assert result.exit_code == 0, result.output
+    rollouts = list(read_rollouts(tmp_path / "late" / "results.jsonl"))
+    assert len(rollouts) == 3
+    assert all(r.error is None and r.stop_reason == "context_length" and r.reward is not None for r in rollouts)
+    assert all(sum(m.is_from("assistant") for m in r.messages) == 1 for r in rollouts)
+
+    with MockChatServer("tic_tac_toe", faults=lambda index, body: "context_length") as server:
+        evaluate_tic_tac_toe(server, tmp_path / "first")
+    rollouts = list(read_rollouts(tmp_path / "first" / "results.jsonl"))
+    # when not even the first prompt fits, that is a setup problem: an error, not a score
+    assert len(rollouts) == 3
+    assert all(r.stop_reason == "error" and "maximum context length" in (r.error or "") for r in rollouts)

@@ -35,6 +35,7 @@ FAULTS = {
     "hang": "no answer for `hang_s` seconds (past the client's timeout), then the connection closes",
     "close": "the connection closes without an answer",
     "malformed": "HTTP 200 with a truncated JSON body",
+    "context_length": "HTTP 400 saying the conversation exceeds the model's context (OpenAI's and vLLM's wording)",
 }
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
 
@@ -350,6 +351,14 @@ class MockChatServer:
         if fault == "malformed":
             body = b'{"id": "chatcmpl-mock", "object": "chat.completion", "choices": [{"index": 0, "mess'
             writer.write(self._head(200, len(body)) + body)
+            return True
+        if fault == "context_length":
+            message = (
+                "This model's maximum context length is 2048 tokens. However, you requested 2301 tokens "
+                "(2173 in the messages, 128 in the completion). Please reduce the length of the messages."
+            )
+            details = {"message": message, "type": "invalid_request_error", "param": "messages"}
+            self._write(writer, 400, {"error": {**details, "code": "context_length_exceeded"}})
             return True
         if fault == "hang":
             await asyncio.sleep(self.hang_s)
