@@ -12,20 +12,39 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from haystack_rl.models import ensure_tiny_model, resolve_model
 from haystack_rl.models import tiny as tiny_module
+from haystack_rl.models.pretrain import skill_accuracy
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_file(str(path / "model.safetensors"))
 
 
-def test_build_is_deterministic_given_seed(tmp_path: Path, tiny_model_path: Path) -> None:
-    again = ensure_tiny_model(tmp_path / "again", seed=0)
-    other = ensure_tiny_model(tmp_path / "other", seed=1)
-    reference, same, different = _weights(tiny_model_path), _weights(again), _weights(other)
+def test_build_is_deterministic_given_seed(tmp_path: Path) -> None:
+    first = ensure_tiny_model(tmp_path / "first", seed=0, pretrained=False)
+    again = ensure_tiny_model(tmp_path / "again", seed=0, pretrained=False)
+    other = ensure_tiny_model(tmp_path / "other", seed=1, pretrained=False)
+    reference, same, different = _weights(first), _weights(again), _weights(other)
     assert reference.keys() == same.keys() == different.keys()
     assert all(torch.equal(reference[name], same[name]) for name in reference)
     assert not all(torch.equal(reference[name], different[name]) for name in reference)
-    assert (again / "tokenizer.json").read_bytes() == (tiny_model_path / "tokenizer.json").read_bytes()
+    assert (again / "tokenizer.json").read_bytes() == (first / "tokenizer.json").read_bytes()
+
+
+def test_tiny_carries_the_shipped_weights(tiny_model_path: Path) -> None:
+    shipped = load_file(str(tiny_module.SHIPPED_WEIGHTS))
+    built = _weights(tiny_model_path)
+    assert all(built[name].dtype == torch.float32 for name in built)
+    assert all(torch.equal(built[name], shipped[name].float()) for name in shipped)
+    with pytest.raises(ValueError, match="pretrained=False"):
+        ensure_tiny_model(seed=1)
+
+
+def test_tiny_can_read_and_tiny_init_cannot(tiny_model_path: Path) -> None:
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    trained = skill_accuracy(AutoModelForCausalLM.from_pretrained(tiny_model_path), tokenizer, per_skill=8)
+    untrained = skill_accuracy(AutoModelForCausalLM.from_pretrained(resolve_model("tiny-init")), tokenizer, per_skill=8)
+    assert min(trained.values()) >= 0.85, trained
+    assert max(untrained.values()) < 0.1, untrained
 
 
 def test_loads_with_auto_classes(tiny_model_path: Path) -> None:
@@ -61,8 +80,8 @@ def test_cached_build_is_reused(tiny_model_path: Path) -> None:
 
 def test_cache_root_honours_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("HAYSTACK_RL_CACHE", str(tmp_path))
-    assert tiny_module.default_tiny_model_path() == tmp_path / "models" / "tiny-v3"
-    assert tiny_module.default_tiny_model_path(seed=3) == tmp_path / "models" / "tiny-v3-seed3"
+    assert tiny_module.default_tiny_model_path() == tmp_path / "models" / "tiny-v4"
+    assert tiny_module.default_tiny_model_path(seed=3, pretrained=False) == tmp_path / "models" / "tiny-v4-init-seed3"
 
 
 def test_resolve_model(tmp_path: Path) -> None:
@@ -73,7 +92,7 @@ def test_resolve_model(tmp_path: Path) -> None:
 
 
 def test_interrupted_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    def broken(path: Path, seed: int = 0) -> Path:
+    def broken(path: Path, seed: int = 0, pretrained: bool = True) -> Path:
         (Path(path) / "config.json").write_text("{}")
         raise KeyboardInterrupt
 

@@ -1,4 +1,10 @@
-"""The embedded default model "tiny": a small random-init causal LM with a byte-level tokenizer, built locally."""
+"""
+The embedded default model "tiny": a 2.4M-parameter causal LM with a byte-level tokenizer, built locally.
+
+"tiny" carries weights shipped in this package (`weights/`), made by `haystack_rl.models.pretrain` from the
+random initialization on synthetic reading skills (`haystack_rl.models.skills`). "tiny-init" is that random
+initialization itself: a model that has learned nothing.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,10 @@ import tempfile
 from pathlib import Path
 
 TINY_MODEL_NAME = "tiny"
-TINY_MODEL_VERSION = "tiny-v3"
+TINY_INIT_MODEL_NAME = "tiny-init"
+TINY_MODEL_VERSION = "tiny-v4"
+#: The pretrained weights (fp16; the built model is fp32), produced by `python -m haystack_rl.models.pretrain`.
+SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "tiny-v4.safetensors"
 CACHE_ENV_VAR = "HAYSTACK_RL_CACHE"
 
 #: Special tokens, in id order after the 256 byte tokens.
@@ -63,13 +72,15 @@ def default_cache_root() -> Path:
     return Path(platformdirs.user_cache_dir("haystack_rl"))
 
 
-def default_tiny_model_path(seed: int = 0) -> Path:
-    """Where `ensure_tiny_model` caches the tiny model built with `seed`."""
-    name = TINY_MODEL_VERSION if seed == 0 else f"{TINY_MODEL_VERSION}-seed{seed}"
+def default_tiny_model_path(seed: int = 0, pretrained: bool = True) -> Path:
+    """Where `ensure_tiny_model` caches the tiny model (pretrained, or initialized with `seed`)."""
+    if pretrained:
+        return default_cache_root() / "models" / TINY_MODEL_VERSION
+    name = f"{TINY_MODEL_VERSION}-init" if seed == 0 else f"{TINY_MODEL_VERSION}-init-seed{seed}"
     return default_cache_root() / "models" / name
 
 
-def ensure_tiny_model(path: str | Path | None = None, seed: int = 0) -> Path:
+def ensure_tiny_model(path: str | Path | None = None, seed: int = 0, pretrained: bool = True) -> Path:
     """
     Build the tiny model once (or reuse the built one) and return its directory.
 
@@ -87,17 +98,21 @@ def ensure_tiny_model(path: str | Path | None = None, seed: int = 0) -> Path:
     model = AutoModelForCausalLM.from_pretrained(path)
     ```
 
-    :param path: Target directory; defaults to `<cache root>/models/tiny-v3` (see `default_cache_root`).
-    :param seed: Seed of the random initialization (the build is deterministic given the seed).
+    :param path: Target directory; defaults to `<cache root>/models/tiny-v4` (see `default_cache_root`).
+    :param seed: Seed of the random initialization (the build is deterministic given the seed); only with
+        `pretrained=False`.
+    :param pretrained: Load the shipped pretrained weights (the default) rather than a random initialization.
     :returns: The model directory.
     """
-    target = Path(path) if path is not None else default_tiny_model_path(seed)
+    if pretrained and seed != 0:
+        raise ValueError("seed picks a random initialization: pass pretrained=False with it")
+    target = Path(path) if path is not None else default_tiny_model_path(seed, pretrained)
     if _is_complete(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        build_tiny_model(tmp, seed=seed)
+        build_tiny_model(tmp, seed=seed, pretrained=pretrained)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -141,9 +156,10 @@ def build_tokenizer() -> object:
     )
 
 
-def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
-    """Write the tiny model (tokenizer, config, seeded random weights, generation config) into `path`."""
+def build_tiny_model(path: str | Path, seed: int = 0, pretrained: bool = True) -> Path:
+    """Write the tiny model (tokenizer, config, shipped or seeded random weights, generation config) into `path`."""
     import torch
+    from safetensors.torch import load_file
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
     path = Path(path)
@@ -165,6 +181,12 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
+    if pretrained:
+        weights = {name: tensor.float() for name, tensor in load_file(str(SHIPPED_WEIGHTS)).items()}
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        if unexpected or set(missing) - {"lm_head.weight"}:  # lm_head is tied to the embeddings, not stored
+            raise RuntimeError(f"{SHIPPED_WEIGHTS} does not fit tiny: missing {missing}, unexpected {unexpected}")
+        model.tie_weights()
     model.generation_config = GenerationConfig(eos_token_id=ids[EOS_TOKEN], pad_token_id=ids[PAD_TOKEN], do_sample=True)
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)  # type: ignore[attr-defined]
@@ -173,18 +195,20 @@ def build_tiny_model(path: str | Path, seed: int = 0) -> Path:
 
 def resolve_model(name_or_path: str | Path) -> Path:
     """
-    Turn a model name into a local directory: "tiny" is built on demand, a directory is itself.
+    Turn a model name into a local directory: "tiny" and "tiny-init" are built on demand, a directory is itself.
 
     :raises ValueError: for anything else (there is no model hub on these machines).
     """
     if str(name_or_path) == TINY_MODEL_NAME:
         return ensure_tiny_model()
+    if str(name_or_path) == TINY_INIT_MODEL_NAME:
+        return ensure_tiny_model(pretrained=False)
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
     raise ValueError(
         f"model {str(name_or_path)!r} is not a local directory, and there is no model hub on this machine: "
-        "pass 'tiny' or a local HF model directory"
+        "pass 'tiny', 'tiny-init' or a local HF model directory"
     )
 
 
