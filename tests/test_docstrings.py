@@ -37,5 +37,6 @@ def test_there_are_examples():
 
 
 @pytest.mark.parametrize("code", EXAMPLES)
-def test_docstring_example_runs(code):
+def test_docstring_example_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
     exec(compile(code, "<docstring>", "exec"), {})

@@ -112,8 +112,8 @@ def pretrain(init_dir: str | Path, output_dir: str | Path, config: PretrainConfi
     from haystack_rl.models.pretrain import PretrainConfig, pretrain
     from haystack_rl.models.tiny import build_tiny_model
 
-    build_tiny_model("init")
-    pretrain("init", "pretrained", PretrainConfig(steps=10))
+    build_tiny_model("init", pretrained=False)
+    pretrain("init", "pretrained", PretrainConfig(steps=2, batch_size=2, max_length=256))
     ```
     """
     import torch
