@@ -4,6 +4,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 
@@ -38,5 +39,6 @@ def test_there_are_examples():
 
 @pytest.mark.parametrize("code", EXAMPLES)
 def test_docstring_example_runs(code, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    (tmp_path / "pipelines").symlink_to(Path(__file__).resolve().parent.parent / "pipelines")
+    monkeypatch.chdir(tmp_path)  # examples run as from the repository root, and what they write lands here
     exec(compile(code, "<docstring>", "exec"), {})
