@@ -148,8 +148,9 @@ def pretrain(init_dir: str | Path, output_dir: str | Path, config: PretrainConfi
         for step in bar:
             started = time.perf_counter()
             input_ids, labels, position_ids = batch_for_step(tokenizer, config, step)
+            lr = lr_at(step)
             for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
+                group["lr"] = lr
             loss = model(input_ids=input_ids, position_ids=position_ids, labels=labels, use_cache=False).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -157,7 +158,7 @@ def pretrain(init_dir: str | Path, output_dir: str | Path, config: PretrainConfi
             optimizer.zero_grad(set_to_none=True)
             bar.set_postfix(loss=f"{loss.item():.3f}")
             seconds = time.perf_counter() - started
-            record = {"step": step + 1, "loss": loss.item(), "lr": lr_at(step), "seconds": seconds}
+            record = {"step": step + 1, "loss": loss.item(), "lr": lr, "seconds": seconds}
             log.write(json.dumps(record) + "\n")
             log.flush()
             if (step + 1) % config.save_every == 0 and step + 1 < config.steps:

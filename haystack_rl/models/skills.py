@@ -55,24 +55,32 @@ def _value(rng: random.Random) -> str:
     return str(rng.randint(0, 2000)) if rng.random() < 0.5 else rng.choice([_pseudo_word(rng), rng.choice(_WORDS)])
 
 
+class _AnswerTags:
+    """Answer tags drawn for a conversation (or none): the instruction that names them, and replies wrapped in them."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.tag = None if rng.random() < 0.2 else rng.choice(_TAGS) if rng.random() < 0.7 else _pseudo_word(rng, 1)
+        self.instruction = f" Answer inside <{self.tag}> </{self.tag}> tags." if self.tag else ""
+
+    def wrap(self, text: str) -> str:
+        return f"<{self.tag}>{text}</{self.tag}>" if self.tag else text
+
+
 def _tagged(rng: random.Random, text: str) -> tuple[str, str]:
     """An instruction naming answer tags (or none), and `text` wrapped in them."""
-    if rng.random() < 0.2:
-        return "", text
-    tag = rng.choice(_TAGS) if rng.random() < 0.7 else _pseudo_word(rng, 1)
-    return f" Answer inside <{tag}> </{tag}> tags.", f"<{tag}>{text}</{tag}>"
+    tags = _AnswerTags(rng)
+    return tags.instruction, tags.wrap(text)
 
 
 def copy_text(rng: random.Random) -> Conversation:
     """Repeat the user's text exactly, over one to three rounds."""
-    instruction, _ = _tagged(rng, "")
-    tag = instruction.split("<")[1].split(">")[0] if instruction else None
+    tags = _AnswerTags(rng)
     system = rng.choice(["Repeat the text exactly.", "Copy the user's message.", "Say the same text back."])
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system + instruction}]
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system + tags.instruction}]
     for _ in range(rng.randint(1, 3)):
         text = _text(rng)
         messages.append({"role": "user", "content": text})
-        messages.append({"role": "assistant", "content": f"<{tag}>{text}</{tag}>" if tag else text})
+        messages.append({"role": "assistant", "content": tags.wrap(text)})
     return messages, None
 
 
@@ -98,10 +106,9 @@ def list_numbers(rng: random.Random) -> Conversation:
 
 def choose_option(rng: random.Random) -> Conversation:
     """Pick one of the listed options (any, the first or the last), over one to four rounds."""
-    instruction, _ = _tagged(rng, "")
-    tag = instruction.split("<")[1].split(">")[0] if instruction else None
+    tags = _AnswerTags(rng)
     messages: list[dict[str, Any]] = [
-        {"role": "system", "content": "Pick one of the options listed in each message." + instruction}
+        {"role": "system", "content": "Pick one of the options listed in each message." + tags.instruction}
     ]
     numeric = rng.random() < 0.5
     for _ in range(rng.randint(1, 4)):
@@ -114,7 +121,7 @@ def choose_option(rng: random.Random) -> Conversation:
         chosen = {"any": rng.choice(options), "first": options[0], "last": options[-1]}[rule]
         context = rng.choice(["", f"{_name(rng)} is waiting.\n\n", "Next round.\n\n"])
         messages.append({"role": "user", "content": f"{context}Options: {', '.join(options)}. {ask}"})
-        messages.append({"role": "assistant", "content": f"<{tag}>{chosen}</{tag}>" if tag else chosen})
+        messages.append({"role": "assistant", "content": tags.wrap(chosen)})
     return messages, None
 
 
