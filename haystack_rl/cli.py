@@ -20,6 +20,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from haystack_rl.models.tiny import TINY_INIT_MODEL_NAME, TINY_MODEL_NAME
+
 app = typer.Typer(
     name="haystack-rl",
     help="RL environments for LLMs, built as Haystack components.",
@@ -113,8 +115,8 @@ def build_policy(
 
     `baseline:NAME` -> the environment's scripted baseline; with `--base-url` -> `OpenAIChatGenerator`
     on that server (each request retried `max_retries` times on 429s, 5xx, timeouts and dropped connections,
-    with the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request); `tiny` or an
-    existing directory -> the in-process `TransformersChatGenerator`.
+    with the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request); `tiny`,
+    `tiny-init` or an existing directory -> the in-process `TransformersChatGenerator`.
     """
     if model.startswith("baseline:"):
         from haystack_rl.generators import FunctionChatGenerator
@@ -143,13 +145,13 @@ def build_policy(
             api_key=api_key, model=model, api_base_url=base_url, max_retries=max_retries, timeout=timeout
         )
         return served, kwargs
-    if model == "tiny" or Path(model).is_dir():
+    if model in (TINY_MODEL_NAME, TINY_INIT_MODEL_NAME) or Path(model).is_dir():
         from haystack_rl.generators.transformers import TransformersChatGenerator
 
         generator = TransformersChatGenerator(model=model, max_new_tokens=max_tokens, temperature=temperature)
         return generator, {}
     raise CliError(
-        f"model directory not found: {model!r}; use tiny, an existing model directory, baseline:NAME, "
+        f"model directory not found: {model!r}; use tiny, tiny-init, an existing model directory, baseline:NAME, "
         "or a served model name with --base-url URL"
     )
 
@@ -226,7 +228,7 @@ def eval_command(
         "tiny",
         "--model",
         "-m",
-        help="tiny | a local model directory | baseline:NAME | a served model name (with --base-url).",
+        help="tiny | tiny-init | a local model directory | baseline:NAME | a served model name (with --base-url).",
     ),
     base_url: str | None = typer.Option(
         None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."

@@ -139,13 +139,15 @@ def test_set_override_paths():
     assert parse_override("a.b=null")[1] is None and parse_override("a.b=true")[1] is True
 
 
-def test_eval_tiny_model_writes_token_exact_rollouts(tmp_path, tiny_model_path):
+@pytest.mark.parametrize("model", ["tiny", "tiny-init"])
+def test_eval_tiny_model_writes_token_exact_rollouts(tmp_path, tiny_model_path, model):
     from transformers import AutoTokenizer
 
-    out = tmp_path / "tiny"
-    result = invoke("eval", "reverse_text", "--model", "tiny", "-n", "8", "-r", "4", "--max-tokens", "24",
+    out = tmp_path / model
+    result = invoke("eval", "reverse_text", "--model", model, "-n", "8", "-r", "4", "--max-tokens", "24",
                     "--output", str(out))  # fmt: skip
     assert result.exit_code == 0, output_of(result)
+    assert json.loads((out / "metadata.json").read_text())["run"]["config"]["model"] == model
     rollouts = list(read_rollouts(out / "results.jsonl"))
     assert len(rollouts) == 32 and {r.key for r in rollouts} == {(f"eval-{i}", j) for i in range(8) for j in range(4)}
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
