@@ -263,7 +263,9 @@ def eval_command(
         None, "--dataset", help="With --agent: tasks (prompt, answer) as JSONL/JSON/CSV."
     ),
     reward: str = typer.Option(
-        "exact_match", "--reward", help="With --agent: answer reward (exact_match, numeric_match, token_f1)."
+        "exact_match",
+        "--reward",
+        help="With --agent: answer reward (exact_match, numeric_match, numeric_closeness, token_f1).",
     ),
 ) -> None:
     """Evaluate a model on an environment; rollouts stream to results.jsonl, the summary to metadata.json."""

@@ -69,6 +69,21 @@ def test_oracle_scores_at_least_095_and_the_no_tool_floor_is_low() -> None:
     assert oracle.metrics == {"tool_call_validity": 1.0, "num_tool_calls": 1.0, "num_tool_errors": 0.0}
 
 
+def test_numeric_closeness_gives_near_misses_partial_credit_and_keeps_success_exact() -> None:
+    rewards = {}
+    for answer_reward in ("numeric_match", "numeric_closeness"):
+        env = CalculatorEnv(num_eval_examples=60, answer_reward=answer_reward)
+        policy = FunctionChatGenerator(env.baselines()["format_only"])
+        rewards[answer_reward] = [r.reward for r in RolloutRunner(env, policy).run()["rollouts"]]
+    exact, close = rewards["numeric_match"], rewards["numeric_closeness"]
+    assert [r == 1.0 for r in close] == [r == 1.0 for r in exact]  # the same rollouts succeed
+    partial = [r for r in close if r is not None and r < 1.0]
+    assert all(0.0 <= r <= 0.5 for r in partial) and sum(0.0 < r for r in partial) >= 10
+    assert CalculatorEnv.from_dict(env.to_dict()).rubric.functions[0].func.__name__ == "numeric_closeness"
+    with pytest.raises(ValueError, match="answer_reward"):
+        CalculatorEnv(answer_reward="exact_match")
+
+
 def test_check_environment_and_round_trip() -> None:
     env = CalculatorEnv(num_train_examples=5, num_eval_examples=3, max_turns=4)
     check_environment(env)

@@ -10,10 +10,9 @@ from haystack import default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.tools import create_tool_from_function
 
-from haystack_rl import Rubric, ToolEnv
+from haystack_rl import ToolEnv
 from haystack_rl.environments.tool_env import demonstration_policy
-from haystack_rl.rubrics import RewardFunction
-from haystack_rl.rubrics.tool_rewards import num_tool_calls, num_tool_errors, numeric_match, tool_call_validity
+from haystack_rl.rubrics.tool_rewards import tool_use_rubric
 from haystack_rl_envs.calculator.arithmetic import calculator, evaluate, format_number
 
 SYSTEM_PROMPT = (
@@ -123,8 +122,9 @@ def no_tool_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
 class CalculatorEnv(ToolEnv):
     """
     Arithmetic word problems with a `calculator` tool (a safe parser of numbers, + - * / and
-    parentheses); reward = the final `<answer>` equals the exact result. Tool-call counts, errors and
-    validity are reported as metrics.
+    parentheses); reward = the final `<answer>` equals the exact result (`answer_reward="numeric_match"`), or
+    that with partial credit for near misses (`"numeric_closeness"`, a denser signal for GRPO from a weak
+    start; success still means the exact result). Tool-call counts, errors and validity are reported as metrics.
 
     Usage example:
     ```python
@@ -146,18 +146,17 @@ class CalculatorEnv(ToolEnv):
         max_turns: int = 6,
         tool_timeout_s: float = 5.0,
         data_seed: int = 0,
+        answer_reward: str = "numeric_match",
     ) -> None:
         self.num_train_examples, self.num_eval_examples = num_train_examples, num_eval_examples
         self.data_seed = data_seed
         rng = random.Random(data_seed)
         evaluation = [{"id": f"eval-{i}", **make_problem(rng)} for i in range(num_eval_examples)]
         train = [{"id": f"train-{i}", **make_problem(rng)} for i in range(num_train_examples)]
-        rubric = Rubric([
-            RewardFunction(numeric_match, 1.0, name="correct"),
-            RewardFunction(tool_call_validity, 0.0),
-            RewardFunction(num_tool_calls, 0.0),
-            RewardFunction(num_tool_errors, 0.0),
-        ])  # fmt: skip
+        if answer_reward not in ("numeric_match", "numeric_closeness"):
+            raise ValueError(f"answer_reward must be numeric_match or numeric_closeness, not {answer_reward!r}")
+        self.answer_reward = answer_reward
+        rubric = tool_use_rubric(answer_reward)
         tool = create_tool_from_function(calculator, description=TOOL_DESCRIPTION)
         super().__init__(tools=[tool], dataset=train, eval_dataset=evaluation, system_prompt=SYSTEM_PROMPT,
                          rubric=rubric, max_turns=max_turns, tool_timeout_s=tool_timeout_s)  # fmt: skip
@@ -182,6 +181,7 @@ class CalculatorEnv(ToolEnv):
             max_turns=self.max_turns,
             tool_timeout_s=self.tool_timeout_s,
             data_seed=self.data_seed,
+            answer_reward=self.answer_reward,
         )
 
     @classmethod

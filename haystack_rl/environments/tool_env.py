@@ -152,7 +152,7 @@ class ToolEnv(MultiTurnEnv):
         :param dataset: Tasks with a `prompt` (and an `answer` for answer rewards): rows, a JSONL/JSON/CSV
             path, or a `datasets.Dataset` (see `haystack_rl.tasks.load_tasks`).
         :param rubric: A `Rubric`, or the name of an answer reward for `tool_use_rubric` (`exact_match`,
-            `numeric_match`, `token_f1`: the final `<answer>` against the `answer` column).
+            `numeric_match`, `numeric_closeness`, `token_f1`: the final `<answer>` against the `answer` column).
         :param eval_dataset: Evaluation tasks (default: the training tasks).
         :param tool_timeout_s: Most seconds one tool call may take.
         :param baselines: Scripted policies (an `oracle` gives SFT demonstrations).

@@ -80,15 +80,51 @@ def token_f1(rollout: Rollout) -> float:
     return max(f1_score(answer, ref) for ref in _references(rollout))
 
 
-def numeric_match(rollout: Rollout) -> float:
-    """1 when the final `<answer>` is a number equal to the example's numeric `answer` (commas allowed)."""
+def _numeric_answer(rollout: Rollout) -> tuple[float, float] | None:
+    """(the final `<answer>` as a number, the example's numeric `answer`), or None when the reply has no number."""
     answer = final_answer(rollout)
     if answer is None:
-        return 0.0
+        return None
     try:
-        return float(abs(float(answer.strip().replace(",", "")) - float(str(rollout.example["answer"]))) < 1e-6)
+        return float(answer.strip().replace(",", "")), float(str(rollout.example["answer"]))
     except ValueError:
+        return None
+
+
+def numeric_match(rollout: Rollout) -> float:
+    """1 when the final `<answer>` is a number equal to the example's numeric `answer` (commas allowed)."""
+    pair = _numeric_answer(rollout)
+    return float(pair is not None and abs(pair[0] - pair[1]) < 1e-6)
+
+
+def numeric_closeness(rollout: Rollout) -> float:
+    """
+    Partial credit for numeric answers, a denser training signal than `numeric_match`: 1 for the exact
+    answer; else `0.5 * (1 - relative error)`, floored at 0 (the relative error is taken against
+    `max(|answer|, 1)`), so a near miss earns up to 0.5 and never counts as a success (reward < 1).
+
+    Usage example:
+    ```python
+    from haystack.dataclasses import ChatMessage
+    from haystack_rl import Rollout
+    from haystack_rl.rubrics.tool_rewards import numeric_closeness
+
+    def reply(text: str) -> Rollout:
+        return Rollout(example_id="0", rollout_index=0, seed=0, example={"answer": "200"},
+                       messages=[ChatMessage.from_assistant(text)])
+
+    assert numeric_closeness(reply("<answer>200</answer>")) == 1.0
+    assert numeric_closeness(reply("<answer>150</answer>")) == 0.375
+    assert numeric_closeness(reply("<answer>900</answer>")) == numeric_closeness(reply("no answer")) == 0.0
+    ```
+    """
+    pair = _numeric_answer(rollout)
+    if pair is None:
         return 0.0
+    given, expected = pair
+    if abs(given - expected) < 1e-6:
+        return 1.0
+    return 0.5 * max(0.0, 1.0 - abs(given - expected) / max(abs(expected), 1.0))
 
 
 def _tool_results(rollout: Rollout) -> list[bool]:
@@ -126,7 +162,12 @@ def used_tool(rollout: Rollout) -> float:
 
 
 #: Answer rewards `tool_use_rubric` accepts by name (config files and the CLI's `--reward`).
-ANSWER_REWARDS = {"exact_match": exact_match, "numeric_match": numeric_match, "token_f1": token_f1}
+ANSWER_REWARDS = {
+    "exact_match": exact_match,
+    "numeric_match": numeric_match,
+    "numeric_closeness": numeric_closeness,
+    "token_f1": token_f1,
+}
 
 
 def tool_use_rubric(answer: str | Callable[[Rollout], float] = "exact_match") -> Rubric:

@@ -135,7 +135,8 @@ class TrainConfig:
         (the Agent's own tools, system prompt and step limit).
     :param dataset: With `agent`: the tasks (`prompt`, `answer`), a JSONL, JSON or CSV file.
     :param eval_dataset: With `agent`: evaluation tasks (default: `dataset`).
-    :param reward: With `agent`: the answer reward of `tool_use_rubric` (`exact_match`, `numeric_match`, `token_f1`).
+    :param reward: With `agent`: the answer reward of `tool_use_rubric` (`exact_match`, `numeric_match`,
+        `numeric_closeness`, `token_f1`).
     :param output_dir: Where checkpoints, logs, the plot and `final/` go.
     :param seed: Seed of training and of every example's episode seed.
     :param save_steps: Checkpoint every N steps (SFT and GRPO).
