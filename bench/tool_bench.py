@@ -42,7 +42,7 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
             "env_args": env_args,
             "output_dir": f"{args.output}/{quality}",
             "save_steps": 1000,
-            "sft": {"steps": args.sft_steps, "batch": 16, "lr": 2e-3, "quality": quality, "max_length": 1024},
+            "sft": {"steps": args.sft_steps, "batch": 16, "lr": 2e-3, "quality": quality, "max_length": 2048},
             "grpo": {"steps": args.grpo_steps, "batch": 16, "num_generations": 8, "lr": 1e-4,
                      "max_new_tokens": max_new_tokens, "temperature": 1.0, "loss_type": "dapo", "beta": 0.0,
                      "max_minutes": args.grpo_minutes or None},
