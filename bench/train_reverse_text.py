@@ -34,7 +34,7 @@ def main() -> None:
     m = result["metrics"]
     sft_s, grpo_s = m.get("sft_wall_s", 0.0), m.get("grpo_wall_s", 0.0)
     rows = [
-        ("base (untrained)", m["eval_before"]),
+        ("base model", m["eval_before"]),
         ("SFT only", m.get("eval_sft", {})),
         ("SFT + GRPO", m["eval_after"]),
     ]
