@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from haystack_rl.models.tiny import TINY_INIT_MODEL_NAME, TINY_MODEL_NAME
+from haystack_rl.models.tiny import BUILT_IN_MODELS
 
 app = typer.Typer(
     name="haystack-rl",
@@ -145,7 +145,7 @@ def build_policy(
             api_key=api_key, model=model, api_base_url=base_url, max_retries=max_retries, timeout=timeout
         )
         return served, kwargs
-    if model in (TINY_MODEL_NAME, TINY_INIT_MODEL_NAME) or Path(model).is_dir():
+    if model in BUILT_IN_MODELS or Path(model).is_dir():
         from haystack_rl.generators.transformers import TransformersChatGenerator
 
         generator = TransformersChatGenerator(model=model, max_new_tokens=max_tokens, temperature=temperature)

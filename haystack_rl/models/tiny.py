@@ -15,6 +15,8 @@ from pathlib import Path
 
 TINY_MODEL_NAME = "tiny"
 TINY_INIT_MODEL_NAME = "tiny-init"
+#: The model names built on demand, each with whether it carries the shipped (pretrained) weights.
+BUILT_IN_MODELS = {TINY_MODEL_NAME: True, TINY_INIT_MODEL_NAME: False}
 TINY_MODEL_VERSION = "tiny-v4"
 #: The pretrained weights (fp16; the built model is fp32), produced by `python -m haystack_rl.models.pretrain`.
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "tiny-v4.safetensors"
@@ -199,10 +201,8 @@ def resolve_model(name_or_path: str | Path) -> Path:
 
     :raises ValueError: for anything else (there is no model hub on these machines).
     """
-    if str(name_or_path) == TINY_MODEL_NAME:
-        return ensure_tiny_model()
-    if str(name_or_path) == TINY_INIT_MODEL_NAME:
-        return ensure_tiny_model(pretrained=False)
+    if str(name_or_path) in BUILT_IN_MODELS:
+        return ensure_tiny_model(pretrained=BUILT_IN_MODELS[str(name_or_path)])
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         return path
