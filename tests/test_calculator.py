@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -67,6 +68,17 @@ def test_oracle_scores_at_least_095_and_the_no_tool_floor_is_low() -> None:
     assert scores["oracle"] >= 0.95 and scores["no_tool"] < 0.5
     oracle = RolloutRunner(env, FunctionChatGenerator(env.baselines()["oracle"]), num_examples=1).run()["rollouts"][0]
     assert oracle.metrics == {"tool_call_validity": 1.0, "num_tool_calls": 1.0, "num_tool_errors": 0.0}
+
+
+def test_format_only_novice_joins_the_problems_numbers_with_every_operator_of_the_tool() -> None:
+    env = CalculatorEnv(num_eval_examples=60)
+    rollouts = RolloutRunner(env, FunctionChatGenerator(env.baselines()["format_only"])).run()["rollouts"]
+    calls = {r.example_id: [c.arguments["expression"] for m in r.messages for c in m.tool_calls] for r in rollouts}
+    assert all(len(expressions) == 1 for expressions in calls.values())
+    assert all(r.metrics["num_tool_errors"] == 0 for r in rollouts)
+    for rollout in rollouts:  # the problem's numbers, in their order: only the operators are left to chance
+        assert re.findall(r"\d+", calls[rollout.example_id][0]) == re.findall(r"\d+", rollout.example["prompt"])
+    assert set(re.findall(r"[-+*/]", " ".join(e for [e] in calls.values()))) == set("+-*/")
 
 
 def test_numeric_closeness_gives_near_misses_partial_credit_and_keeps_success_exact() -> None:

@@ -100,8 +100,8 @@ def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | Ch
 def format_only_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
     """
     A novice with the format but not the skill: calls the calculator in the right syntax on the problem's
-    numbers joined by random operators, then answers with the result or, half the time, with a number of
-    the problem (not using the result).
+    numbers, in their order, joined by operators drawn at random from the tool's `+ - * /`, then answers with
+    the result or, half the time, with a number of the problem (not using the result).
     """
     problem = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
     numbers = re.findall(r"\d+", problem) or ["0"]
@@ -109,7 +109,7 @@ def format_only_baseline(messages: list[ChatMessage], rng: random.Random) -> str
     if last.is_from("tool") and last.tool_call_result is not None:
         used = rng.random() < 0.5 and not last.tool_call_result.error
         return f"<answer>{last.tool_call_result.result if used else rng.choice(numbers)}</answer>"
-    expression = numbers[0] + "".join(f" {rng.choice('+-*')} {n}" for n in numbers[1:])
+    expression = numbers[0] + "".join(f" {rng.choice('+-*/')} {n}" for n in numbers[1:])
     return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="calculator", arguments={"expression": expression},
                                                            id="call_0")])  # fmt: skip
 
