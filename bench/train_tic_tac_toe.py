@@ -1,7 +1,7 @@
 """Bench: `tiny` on tic_tac_toe, SFT warm start then GRPO; win/draw/loss before and after, and wall times.
 
-Usage: python bench/train_tic_tac_toe.py [--part weak|expert|both] [--sft-steps N] [--grpo-steps N]
-       [--grpo-minutes M] [--games 200] [--output runs/bench_tic_tac_toe] [--set key.sub=value ...]
+Usage: python bench/train_tic_tac_toe.py [--part weak|expert|both] [--sft-steps N | --sft-model DIR]
+       [--grpo-steps N] [--grpo-minutes M] [--games 200] [--output runs/bench_tic_tac_toe] [--set key.sub=value ...]
 
 - weak: SFT on random-legal-move demonstrations (the format, no strategy), then GRPO against a random
   opponent. Targets (issue 5): GRPO raises the win rate against a random opponent by >= 25 points within
@@ -39,10 +39,13 @@ def train(args: argparse.Namespace, part: str) -> dict[str, Any]:
     weak = part == "weak"
     env_args = {**(RANDOM_OPPONENT if weak else {}), "num_eval_examples": args.games}
     common = [f"env_args={json.dumps(env_args)}", "save_steps=100000", *args.set]
-    sft = TrainConfig.from_yaml(CONFIG, [*common, f"output_dir={args.output}/{part}/sft", "grpo.steps=0",
-                                         f"sft.quality={'random-legal' if weak else 'expert'}",
-                                         f"sft.steps={args.sft_steps}"])  # fmt: skip
-    sft_result = Trainer(sft.to_dict(), evaluate_before_after=False).run()
+    if args.sft_model:  # a warm start trained before: GRPO only
+        sft_result: dict[str, Any] = {"model_dir": args.sft_model, "metrics": {}}
+    else:
+        sft = TrainConfig.from_yaml(CONFIG, [*common, f"output_dir={args.output}/{part}/sft", "grpo.steps=0",
+                                             f"sft.quality={'random-legal' if weak else 'expert'}",
+                                             f"sft.steps={args.sft_steps}"])  # fmt: skip
+        sft_result = Trainer(sft.to_dict(), evaluate_before_after=False).run()
     grpo = TrainConfig.from_yaml(CONFIG, [*common, f"output_dir={args.output}/{part}/grpo", "sft.enabled=false",
                                           f"model={sft_result['model_dir']}",
                                           f"grpo.steps={args.grpo_steps}",
@@ -81,6 +84,7 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=300)
     parser.add_argument("--grpo-steps", type=int, default=200)
     parser.add_argument("--grpo-minutes", type=float, default=30.0, help="stop GRPO after this long (0: no limit)")
+    parser.add_argument("--sft-model", help="skip SFT: start GRPO from this warm-start model directory")
     parser.add_argument("--games", type=int, default=200)
     parser.add_argument("--output", default="runs/bench_tic_tac_toe")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
@@ -91,7 +95,7 @@ def main() -> None:
     figures: dict[str, Any] = {}
     for part in parts:
         run = train(args, part)
-        walls.append(f"{part}: SFT {run['sft_s']:.0f} s ({args.sft_steps} steps), "
+        walls.append(f"{part}: SFT {run['sft_s']:.0f} s ({args.sft_model or f'{args.sft_steps} steps'}), "
                      f"GRPO {run['grpo_s']:.0f} s ({run['grpo_steps']} of {args.grpo_steps} steps)")  # fmt: skip
         if part == "weak":
             before = play(run["sft_model"], RANDOM_OPPONENT, args.games, run["max_new_tokens"])
