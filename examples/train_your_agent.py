@@ -1,7 +1,8 @@
 """Train your own agent: plain Python tools -> Haystack Agent -> environment -> SFT + GRPO on tiny -> deploy.
 
 Run: python examples/train_your_agent.py [--sft-steps 150] [--grpo-steps 4] [--output runs/your_agent]
-Takes a few minutes on 2 CPU cores; prints success before and after training, then asks the deployed agent.
+Takes about 15 minutes on one CPU thread; prints success (20 held-out countries) before and after training, then
+asks the deployed agent.
 """
 
 from __future__ import annotations
@@ -22,13 +23,25 @@ from haystack_rl.training.evaluation import evaluate, make_policy
 from haystack_rl.training.grpo import run_grpo
 from haystack_rl.training.sft import run_sft
 
-# 1. Your tools: plain Python functions with type hints and a docstring.
-CAPITALS = {
+
+# 1. Your tools: plain Python functions with type hints and a docstring. The countries are invented (a model
+# cannot know their capitals); the 20 named ones are held out of training, to evaluate on.
+def invented_name(rng: random.Random) -> str:
+    """A pronounceable made-up name such as "Dakomer", from random letters (so no two look alike)."""
+    consonants, vowels = "bcdfghklmnprstvwz", "aeiou"
+    syllables = [rng.choice(consonants) + rng.choice(vowels) + rng.choice(consonants) * rng.randint(0, 1)
+                 for _ in range(rng.randint(2, 3))]  # fmt: skip
+    return "".join(syllables).capitalize()
+
+
+HELD_OUT = {
     "Arvenia": "Tolm", "Brask": "Oduna", "Cellory": "Vance", "Dunmark": "Pell", "Elsira": "Quorn",
     "Fenwald": "Ister", "Gorrin": "Maddox", "Halvania": "Sorrel", "Istra": "Kembo", "Jorvik": "Lusk",
     "Kaltor": "Brin", "Lenmora": "Ashby", "Morvane": "Tiller", "Norsk": "Galen", "Ostrava": "Finch",
     "Pellor": "Wexley", "Quenda": "Ravel", "Rosmark": "Dunbar", "Selvia": "Harrow", "Tarnis": "Coble",
 }  # fmt: skip
+_rng = random.Random(0)
+CAPITALS = {invented_name(_rng): invented_name(_rng) for _ in range(300)} | HELD_OUT
 
 
 def capital_of(country: str) -> str:
@@ -44,8 +57,11 @@ agent = Agent(
     max_agent_steps=3,
 )
 
+
 # 3. Tasks with answers; an expert's script (optional) gives the SFT warm start its demonstrations.
-tasks = [{"prompt": f"What is the capital of {country}?", "answer": city} for country, city in CAPITALS.items()]
+def tasks(capitals: dict[str, str]) -> list[dict[str, str]]:
+    """One question per country, with its answer."""
+    return [{"prompt": f"What is the capital of {country}?", "answer": city} for country, city in capitals.items()]
 
 
 def expert(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
@@ -65,8 +81,10 @@ def main() -> None:
     out = Path(args.output)
 
     # 4. The environment comes from the agent itself: its tools, system prompt and step limit.
-    # Four countries are held out: evaluation asks about capitals the model never saw in training.
-    env = ToolEnv.from_agent(agent, tasks[:16], eval_dataset=tasks[16:], baselines={"oracle": expert})
+    # Training asks about a few hundred countries (with a handful, a model learns their names by heart instead of
+    # copying the country from the question into the call); evaluation about the 20 held out.
+    train = {country: city for country, city in CAPITALS.items() if country not in HELD_OUT}
+    env = ToolEnv.from_agent(agent, tasks(train), eval_dataset=tasks(HELD_OUT), baselines={"oracle": expert})
     config = TrainConfig.from_dict({
         "output_dir": str(out),
         "sft": {"steps": args.sft_steps, "batch": 16, "lr": 3e-3, "max_length": 1024},
