@@ -41,7 +41,9 @@ HELD_OUT = {
     "Pellor": "Wexley", "Quenda": "Ravel", "Rosmark": "Dunbar", "Selvia": "Harrow", "Tarnis": "Coble",
 }  # fmt: skip
 _rng = random.Random(0)
-CAPITALS = {invented_name(_rng): invented_name(_rng) for _ in range(300)} | HELD_OUT
+_invented = ((invented_name(_rng), invented_name(_rng)) for _ in range(300))
+TRAINING = {country: city for country, city in _invented if country not in HELD_OUT}
+CAPITALS = TRAINING | HELD_OUT
 
 
 def capital_of(country: str) -> str:
@@ -83,8 +85,7 @@ def main() -> None:
     # 4. The environment comes from the agent itself: its tools, system prompt and step limit.
     # Training asks about a few hundred countries (with a handful, a model learns their names by heart instead of
     # copying the country from the question into the call); evaluation about the 20 held out.
-    train = {country: city for country, city in CAPITALS.items() if country not in HELD_OUT}
-    env = ToolEnv.from_agent(agent, tasks(train), eval_dataset=tasks(HELD_OUT), baselines={"oracle": expert})
+    env = ToolEnv.from_agent(agent, tasks(TRAINING), eval_dataset=tasks(HELD_OUT), baselines={"oracle": expert})
     config = TrainConfig.from_dict({
         "output_dir": str(out),
         "sft": {"steps": args.sft_steps, "batch": 16, "lr": 3e-3, "max_length": 1024},
