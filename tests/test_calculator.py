@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+from haystack.dataclasses import ChatMessage, ToolCall
 from helpers import assert_tool_results_masked
 
 from haystack_rl import RolloutRunner, check_environment, load_environment
@@ -94,6 +95,29 @@ def test_numeric_closeness_gives_near_misses_partial_credit_and_keeps_success_ex
     assert CalculatorEnv.from_dict(env.to_dict()).rubric.functions[0].func.__name__ == "numeric_closeness"
     with pytest.raises(ValueError, match="answer_reward"):
         CalculatorEnv(answer_reward="exact_match")
+
+
+def test_tool_error_penalty_costs_each_failed_call_and_keeps_a_clean_correct_answer_at_one() -> None:
+    oracle = CalculatorEnv().baselines()["oracle"]
+
+    def fumbles_first(messages: list[ChatMessage], rng: Any) -> str | ChatMessage:  # a broken call, then the oracle
+        results = [m for m in messages if m.is_from("tool")]
+        if not results:
+            broken = ToolCall(tool_name="calculator", arguments={"expression": "3 +"})
+            return ChatMessage.from_assistant(tool_calls=[broken])
+        return oracle(messages[:-2] if len(results) == 1 else messages, rng)  # the call as if the first never was
+
+    def rewards(policy: Any, penalty: float) -> list[float | None]:
+        env = CalculatorEnv(num_eval_examples=4, tool_error_penalty=penalty)
+        return [r.reward for r in RolloutRunner(env, FunctionChatGenerator(policy)).run()["rollouts"]]
+
+    assert rewards(fumbles_first, 0.0) == [1.0] * 4  # errors are only a metric by default
+    assert rewards(fumbles_first, 0.25) == [0.75] * 4
+    assert rewards(oracle, 0.25) == [1.0] * 4
+    env = CalculatorEnv(tool_error_penalty=0.25)
+    assert CalculatorEnv.from_dict(env.to_dict()).rubric.functions[-1].weight == -0.25
+    with pytest.raises(ValueError, match="tool_error_penalty"):
+        CalculatorEnv(tool_error_penalty=-1.0)
 
 
 def test_check_environment_and_round_trip() -> None:

@@ -124,7 +124,8 @@ class CalculatorEnv(ToolEnv):
     Arithmetic word problems with a `calculator` tool (a safe parser of numbers, + - * / and
     parentheses); reward = the final `<answer>` equals the exact result (`answer_reward="numeric_match"`), or
     that with partial credit for near misses (`"numeric_closeness"`, a denser signal for GRPO from a weak
-    start; success still means the exact result). Tool-call counts, errors and validity are reported as metrics.
+    start; success still means the exact result). Tool-call counts, errors and validity are reported as metrics;
+    `tool_error_penalty` makes each failed call cost that much reward instead (so GRPO does not let errors grow).
 
     Usage example:
     ```python
@@ -147,6 +148,7 @@ class CalculatorEnv(ToolEnv):
         tool_timeout_s: float = 5.0,
         data_seed: int = 0,
         answer_reward: str = "numeric_match",
+        tool_error_penalty: float = 0.0,
     ) -> None:
         self.num_train_examples, self.num_eval_examples = num_train_examples, num_eval_examples
         self.data_seed = data_seed
@@ -155,8 +157,8 @@ class CalculatorEnv(ToolEnv):
         train = [{"id": f"train-{i}", **make_problem(rng)} for i in range(num_train_examples)]
         if answer_reward not in ("numeric_match", "numeric_closeness"):
             raise ValueError(f"answer_reward must be numeric_match or numeric_closeness, not {answer_reward!r}")
-        self.answer_reward = answer_reward
-        rubric = tool_use_rubric(answer_reward)
+        self.answer_reward, self.tool_error_penalty = answer_reward, tool_error_penalty
+        rubric = tool_use_rubric(answer_reward, tool_error_penalty)
         tool = create_tool_from_function(calculator, description=TOOL_DESCRIPTION)
         super().__init__(tools=[tool], dataset=train, eval_dataset=evaluation, system_prompt=SYSTEM_PROMPT,
                          rubric=rubric, max_turns=max_turns, tool_timeout_s=tool_timeout_s)  # fmt: skip
@@ -182,6 +184,7 @@ class CalculatorEnv(ToolEnv):
             tool_timeout_s=self.tool_timeout_s,
             data_seed=self.data_seed,
             answer_reward=self.answer_reward,
+            tool_error_penalty=self.tool_error_penalty,
         )
 
     @classmethod

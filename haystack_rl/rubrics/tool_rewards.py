@@ -170,10 +170,14 @@ ANSWER_REWARDS = {
 }
 
 
-def tool_use_rubric(answer: str | Callable[[Rollout], float] = "exact_match") -> Rubric:
+def tool_use_rubric(
+    answer: str | Callable[[Rollout], float] = "exact_match", tool_error_penalty: float = 0.0
+) -> Rubric:
     """
     The rubric of a tool-using task: the final `<answer>` scored against the example's `answer` (weight 1,
-    named "correct"), plus tool-call validity, count and errors as metrics (weight 0).
+    named "correct"), plus tool-call validity, count and errors as metrics (weight 0). With `tool_error_penalty`
+    each failed tool call costs that much (weight `-tool_error_penalty` on `num_tool_errors`): errors stop being
+    free for GRPO, while a correct answer without errors still scores 1.
 
     Usage example:
     ```python
@@ -185,7 +189,10 @@ def tool_use_rubric(answer: str | Callable[[Rollout], float] = "exact_match") ->
     ```
 
     :param answer: A reward function `(rollout) -> float`, or the name of one of `ANSWER_REWARDS`.
+    :param tool_error_penalty: Reward lost per tool call answered with an error (>= 0; 0 keeps errors a metric).
     """
+    if tool_error_penalty < 0:
+        raise ValueError(f"tool_error_penalty must be >= 0, got {tool_error_penalty}")
     if isinstance(answer, str):
         if answer not in ANSWER_REWARDS:
             raise ValueError(f"unknown answer reward {answer!r}; use one of {', '.join(ANSWER_REWARDS)}")
@@ -194,5 +201,5 @@ def tool_use_rubric(answer: str | Callable[[Rollout], float] = "exact_match") ->
         RewardFunction(answer, 1.0, name="correct"),
         RewardFunction(tool_call_validity, 0.0),
         RewardFunction(num_tool_calls, 0.0),
-        RewardFunction(num_tool_errors, 0.0),
+        RewardFunction(num_tool_errors, -tool_error_penalty if tool_error_penalty else 0.0),
     ])  # fmt: skip
