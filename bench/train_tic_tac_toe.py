@@ -4,7 +4,7 @@ Usage: python bench/train_tic_tac_toe.py [--part weak|expert|both] [--sft-steps 
        [--grpo-steps N] [--grpo-minutes M] [--games 200] [--output runs/bench_tic_tac_toe] [--set key.sub=value ...]
 
 - weak: SFT on random-legal-move demonstrations (the format, no strategy), then GRPO against a random
-  opponent (in training an invalid move loses the game, lr 5e-5: `WEAK_GRPO`; evaluation still retries).
+  opponent (in training an invalid move loses the game, constant lr 7e-5: `WEAK_GRPO`; evaluation still retries).
   Targets (issue 5): GRPO raises the win rate against a random opponent by >= 25 points within 30 minutes of
   training; invalid moves <= 2% at the end.
 - expert: SFT on minimax demonstrations, then GRPO against opponents of every strength. Targets: >= 85%
@@ -31,9 +31,9 @@ from haystack_rl.training.evaluation import evaluate, make_policy
 CONFIG = Path(__file__).resolve().parent.parent / "pipelines" / "train_tic_tac_toe.yml"
 RANDOM_OPPONENT = {"min_random_move_prob": 1.0, "max_random_move_prob": 1.0}
 MINIMAX_OPPONENT = {"min_random_move_prob": 0.0, "max_random_move_prob": 0.0}
-#: GRPO of the weak part: an invalid move loses the game. With a retry it cost only -0.1 once per game, and at
-#: lr 1e-4 GRPO let invalid moves grow (18.9% -> 43.4%); with these, 18.9% -> 2.1% in 30 minutes.
-WEAK_GRPO = ("env_args.invalid_move_ends_game=true", "grpo.lr=5e-5")
+#: GRPO of the weak part: an invalid move loses the game (with a retry it cost only -0.1 once per game, and GRPO
+#: let invalid moves grow), constant lr 7e-5. Alone on 2 cores: wins 36.5% -> 70.0%, invalid 18.9% -> 0.1% in 30 min.
+WEAK_GRPO = ("env_args.invalid_move_ends_game=true", "grpo.lr=7e-5", 'grpo.extra={"lr_scheduler_type": "constant"}')
 COLUMNS = ("win", "draw", "loss", "unfinished", "invalid_move_rate", "reward")
 LABELS = ("win %", "draw %", "loss %", "unfin. %", "invalid %", "reward")
 
