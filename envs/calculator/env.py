@@ -125,7 +125,7 @@ class CalculatorEnv(ToolEnv):
     parentheses); reward = the final `<answer>` equals the exact result (`answer_reward="numeric_match"`), or
     that with partial credit for near misses (`"numeric_closeness"`, a denser signal for GRPO from a weak
     start; success still means the exact result). Tool-call counts, errors and validity are reported as metrics;
-    `tool_error_penalty` makes each failed call cost that much reward instead (so GRPO does not let errors grow).
+    `tool_error_penalty` makes each failed call cost that much reward (then success needs an error-free rollout).
 
     Usage example:
     ```python

@@ -177,7 +177,7 @@ def tool_use_rubric(
     The rubric of a tool-using task: the final `<answer>` scored against the example's `answer` (weight 1,
     named "correct"), plus tool-call validity, count and errors as metrics (weight 0). With `tool_error_penalty`
     each failed tool call costs that much (weight `-tool_error_penalty` on `num_tool_errors`): errors stop being
-    free for GRPO, while a correct answer without errors still scores 1.
+    free for GRPO; a correct answer without errors still scores 1 (after a failed call it scores less: no success).
 
     Usage example:
     ```python
