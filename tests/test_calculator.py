@@ -11,7 +11,7 @@ import pytest
 from haystack.dataclasses import ChatMessage, ToolCall
 from helpers import assert_tool_results_masked
 
-from haystack_rl import RolloutRunner, check_environment, load_environment
+from haystack_rl import Rollout, RolloutRunner, check_environment, load_environment
 from haystack_rl.generators import FunctionChatGenerator
 from haystack_rl.runner import play_episode
 from haystack_rl_envs.calculator import CalculatorEnv, CalculatorError, calculator, evaluate
@@ -82,19 +82,40 @@ def test_format_only_novice_joins_the_problems_numbers_with_every_operator_of_th
     assert set(re.findall(r"[-+*/]", " ".join(e for [e] in calls.values()))) == set("+-*/")
 
 
-def test_numeric_closeness_gives_near_misses_partial_credit_and_keeps_success_exact() -> None:
+@pytest.mark.parametrize("shaped", ["numeric_closeness", "operator_credit"])
+def test_shaped_rewards_give_misses_partial_credit_and_keep_success_exact(shaped: str) -> None:
     rewards = {}
-    for answer_reward in ("numeric_match", "numeric_closeness"):
+    for answer_reward in ("numeric_match", shaped):
         env = CalculatorEnv(num_eval_examples=60, answer_reward=answer_reward)
         policy = FunctionChatGenerator(env.baselines()["format_only"])
         rewards[answer_reward] = [r.reward for r in RolloutRunner(env, policy).run()["rollouts"]]
-    exact, close = rewards["numeric_match"], rewards["numeric_closeness"]
-    assert [r == 1.0 for r in close] == [r == 1.0 for r in exact]  # the same rollouts succeed
-    partial = [r for r in close if r is not None and r < 1.0]
+    exact, partial_credit = rewards["numeric_match"], rewards[shaped]
+    assert [r == 1.0 for r in partial_credit] == [r == 1.0 for r in exact]  # the same rollouts succeed
+    partial = [r for r in partial_credit if r is not None and r < 1.0]
     assert all(0.0 <= r <= 0.5 for r in partial) and sum(0.0 < r for r in partial) >= 10
-    assert CalculatorEnv.from_dict(env.to_dict()).rubric.functions[0].func.__name__ == "numeric_closeness"
+    assert CalculatorEnv.from_dict(env.to_dict()).rubric.functions[0].func.__name__ == shaped
     with pytest.raises(ValueError, match="answer_reward"):
         CalculatorEnv(answer_reward="exact_match")
+
+
+def test_operator_credit_pays_each_right_operator_only_for_the_problems_own_expression() -> None:
+    env = CalculatorEnv(num_eval_examples=30, answer_reward="operator_credit")
+    example = next(e for e in env.examples("eval") if e["template"] == 5)  # a * b + c * d: three operators
+    a, b, c, d = re.findall(r"\d+", example["expression"])
+
+    def credit(expression: str, answer: str = "-1") -> float:
+        call = ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="calculator",
+                                                               arguments={"expression": expression})])  # fmt: skip
+        rollout = Rollout(example_id="x", rollout_index=0, seed=0, example=example,
+                          messages=[call, ChatMessage.from_assistant(f"<answer>{answer}</answer>")])  # fmt: skip
+        return env.rubric.score(rollout).reward or 0.0
+
+    assert credit(example["expression"], example["answer"]) == 1.0
+    assert credit(example["expression"]) == 0.5  # the right call, the result not reported
+    assert credit(f"{a} * {b} - {c} / {d}") == pytest.approx(0.5 / 3)  # one operator of three right
+    assert credit(f"{a} - {b} / {c} - {d}") == 0.0
+    assert credit(f"{b} * {a} + {c} * {d}") == 0.0  # another order of the numbers: no credit
+    assert credit(f"({a} * {b}) + {c} * {d}") == 0.0  # other parentheses
 
 
 def test_tool_error_penalty_costs_each_failed_call_and_keeps_a_clean_correct_answer_at_one() -> None:

@@ -44,10 +44,13 @@ def test_oracle_scores_at_least_095_and_no_search_scores_zero() -> None:
 
 
 def test_check_environment_and_round_trip() -> None:
-    env = SearchQAEnv(top_k=2, f1_weight=0.5, max_turns=4)
+    env = SearchQAEnv(top_k=2, f1_weight=0.5, max_turns=4, tool_error_penalty=0.25)
     check_environment(env)
     restored = SearchQAEnv.from_dict(env.to_dict())
-    assert (restored.top_k, restored.f1_weight, restored.max_turns) == (2, 0.5, 4)
+    assert (restored.top_k, restored.f1_weight, restored.max_turns, restored.tool_error_penalty) == (2, 0.5, 4, 0.25)
+    weights = {f.name: f.weight for f in restored.rubric.functions}
+    assert weights == {"correct": 1.0, "token_f1": 0.5, "tool_call_validity": 0.0, "num_tool_calls": 0.0,
+                       "num_tool_errors": -0.25}  # fmt: skip
 
 
 def test_tiny_model_scripted_search_rollout_keeps_exact_tokens(make_generator: Any, scripted: Any) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 import torch
 import typer
+from haystack.dataclasses import ChatMessage
 from typer.testing import CliRunner
 
-from haystack_rl import Rollout, Rubric, SingleTurnEnv, load_environment
+from haystack_rl import MultiTurnEnv, Rollout, Rubric, SingleTurnEnv, load_environment
 from haystack_rl.rubrics import RewardFunction
 from haystack_rl.training import ConfigError, TrainConfig, Trainer
 from haystack_rl.training.callbacks import read_records
@@ -73,6 +74,16 @@ def test_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
         TrainConfig.from_dict({"grpo": {"batch": 6, "num_generations": 4}})
     with pytest.raises(ConfigError, match="key.sub=value"):
         TrainConfig.from_dict({}, overrides=["grpo.steps"])
+    with pytest.raises(ConfigError, match="resample_flat_groups must be >= 0"):
+        TrainConfig.from_dict({"grpo": {"resample_flat_groups": -1}})
+
+
+def test_resampling_flat_groups_is_refused_for_single_turn_environments(tmp_path: Path) -> None:
+    from haystack_rl.training.grpo import build_grpo_trainer
+
+    config = TrainConfig.from_dict({"env": "reverse_text", "grpo": {"resample_flat_groups": 2}})
+    with pytest.raises(ConfigError, match="reverse_text is single-turn"):
+        build_grpo_trainer(config, config.build_environment(), "unused-model-dir", tmp_path)
 
 
 # --- rewards -----------------------------------------------------------------------------------
@@ -256,6 +267,49 @@ def test_rollout_func_masks_environment_tokens(tiny_dir: str) -> None:
         f.__name__: f(prompts=prompts, completions=[None] * 4, **{SCORES_FIELD: out[SCORES_FIELD]}) for f in funcs
     }
     assert values["loss"][i] == rollouts[i].metrics["loss"] and weights == [f.weight for f in env.rubric.functions]
+
+
+class _OneReply(MultiTurnEnv):
+    """One model reply; the reward is 0 on `flat` examples and the rollout's index on the others."""
+
+    name = "one_reply"
+
+    def env_response(self, state: Any, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+        return [], True
+
+
+def _index_unless_flat(rollout: Rollout) -> float:
+    return 0.0 if rollout.example["kind"] == "flat" else float(rollout.rollout_index)
+
+
+@pytest.mark.parametrize("resample", [0, 3])
+def test_rollout_func_replays_groups_without_reward_spread(tiny_dir: str, resample: int) -> None:
+    from types import SimpleNamespace
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from haystack_rl.training.multiturn import EnvRolloutFunc
+
+    dataset = [{"prompt": "Say a.", "kind": "flat"}] + [{"prompt": f"Say {c}.", "kind": "spread"} for c in "bcdefgh"]
+    env = _OneReply(dataset=dataset, rubric=Rubric.from_functions([_index_unless_flat]))
+    func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=4, resample_flat_groups=resample)
+    rows = [example_row(env, example, 0) for example in env.examples("train")[:2]]  # the flat one, then b
+    trainer = SimpleNamespace(
+        model=AutoModelForCausalLM.from_pretrained(tiny_dir), processing_class=AutoTokenizer.from_pretrained(tiny_dir)
+    )
+    out = func([rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2, trainer)
+    rollouts = func.last_rollouts
+    assert len(out["prompt_ids"]) == 4 and [r.reward for r in rollouts[2:]] == [0.0, 1.0]  # b's group kept as is
+    metrics = func.pop_metrics()
+    if not resample:
+        assert [r.example_id for r in rollouts[:2]] == [rows[0]["example_id"]] * 2
+        assert [r.reward for r in rollouts[:2]] == [0.0, 0.0] and "groups/resampled" not in metrics
+        return
+    replacement = rollouts[0].example_id
+    assert replacement != rows[0]["example_id"] and rollouts[1].example_id == replacement
+    assert rollouts[0].example["kind"] == "spread" and [r.reward for r in rollouts[:2]] == [0.0, 1.0]
+    assert out["prompt_ids"][0] == rollouts[0].prompt_ids  # TRL trains on the replacement's own prompt
+    assert metrics["groups/resampled"] >= 1 and metrics["groups/flat"] == 0
 
 
 def test_multi_turn_grpo_and_demonstrations(tmp_path: Path, tiny_dir: str) -> None:

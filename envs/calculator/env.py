@@ -12,7 +12,8 @@ from haystack.tools import create_tool_from_function
 
 from haystack_rl import ToolEnv
 from haystack_rl.environments.tool_env import demonstration_policy
-from haystack_rl.rubrics.tool_rewards import tool_use_rubric
+from haystack_rl.rollout import Rollout
+from haystack_rl.rubrics.tool_rewards import ANSWER_REWARDS, numeric_match, tool_use_rubric
 from haystack_rl_envs.calculator.arithmetic import calculator, evaluate, format_number
 
 SYSTEM_PROMPT = (
@@ -114,6 +115,46 @@ def format_only_baseline(messages: list[ChatMessage], rng: random.Random) -> str
                                                            id="call_0")])  # fmt: skip
 
 
+_TOKEN = re.compile(r"\d+(?:\.\d+)?|[-+*/()]")
+
+
+def operator_credit(rollout: Rollout) -> float:
+    """
+    Partial credit for the expression of the first calculator call, a denser signal than `numeric_match` for a
+    model that copies the numbers but not yet the operators: 1 for the exact answer; otherwise, when the call
+    writes the example's `expression` token for token except for operators, `0.5 * ` the share of its operators
+    that match (so each right operator earns credit on its own; never 1, so success still means the exact
+    answer); 0 for anything else (other numbers, another order, other parentheses, no call).
+
+    Usage example:
+    ```python
+    from haystack.dataclasses import ChatMessage, ToolCall
+    from haystack_rl import Rollout
+    from haystack_rl_envs.calculator.env import operator_credit
+
+    def called(expression: str, answer: str) -> Rollout:
+        call = ToolCall(tool_name="calculator", arguments={"expression": expression})
+        return Rollout(example_id="0", rollout_index=0, seed=0, example={"answer": "11", "expression": "3 * 4 - 1"},
+                       messages=[ChatMessage.from_assistant(tool_calls=[call]),
+                                 ChatMessage.from_assistant(f"<answer>{answer}</answer>")])
+
+    assert operator_credit(called("3 * 4 - 1", "11")) == 1.0
+    assert operator_credit(called("3 * 4 + 1", "13")) == 0.25 and operator_credit(called("3 / 4 + 1", "2")) == 0.0
+    ```
+    """
+    if numeric_match(rollout):
+        return 1.0
+    call = next((m.tool_call for m in rollout.messages if m.tool_call and m.tool_call.tool_name == "calculator"), None)
+    gold = _TOKEN.findall(str(rollout.example.get("expression", "")))
+    written = _TOKEN.findall(str(call.arguments.get("expression", ""))) if call else []
+    operators = [i for i, token in enumerate(gold) if token in "+-*/"]
+    others = [i for i in range(len(gold)) if i not in operators]
+    same_shape = len(written) == len(gold) and all(written[i] == gold[i] for i in others)
+    if not operators or not same_shape or any(written[i] not in "+-*/" for i in operators):
+        return 0.0
+    return 0.5 * sum(written[i] == gold[i] for i in operators) / len(operators)
+
+
 def no_tool_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
     """Guesses a number without calling the tool (a floor to compare with)."""
     return f"<answer>{rng.randint(0, 100)}</answer>"
@@ -123,9 +164,11 @@ class CalculatorEnv(ToolEnv):
     """
     Arithmetic word problems with a `calculator` tool (a safe parser of numbers, + - * / and
     parentheses); reward = the final `<answer>` equals the exact result (`answer_reward="numeric_match"`), or
-    that with partial credit for near misses (`"numeric_closeness"`, a denser signal for GRPO from a weak
-    start; success still means the exact result). Tool-call counts, errors and validity are reported as metrics;
-    `tool_error_penalty` makes each failed call cost that much reward (then success needs an error-free rollout).
+    that with partial credit (denser signals for GRPO from a weak start; success still means the exact result):
+    for near misses (`"numeric_closeness"`) or for each operator of the call that matches the problem's
+    expression (`"operator_credit"`, see `operator_credit`). Tool-call counts, errors and validity are reported
+    as metrics; `tool_error_penalty` makes each failed call cost that much reward (then success needs an
+    error-free rollout).
 
     Usage example:
     ```python
@@ -155,10 +198,12 @@ class CalculatorEnv(ToolEnv):
         rng = random.Random(data_seed)
         evaluation = [{"id": f"eval-{i}", **make_problem(rng)} for i in range(num_eval_examples)]
         train = [{"id": f"train-{i}", **make_problem(rng)} for i in range(num_train_examples)]
-        if answer_reward not in ("numeric_match", "numeric_closeness"):
-            raise ValueError(f"answer_reward must be numeric_match or numeric_closeness, not {answer_reward!r}")
+        rewards = {"numeric_match": numeric_match, "numeric_closeness": ANSWER_REWARDS["numeric_closeness"],
+                   "operator_credit": operator_credit}  # fmt: skip
+        if answer_reward not in rewards:
+            raise ValueError(f"answer_reward must be one of {', '.join(rewards)}, not {answer_reward!r}")
         self.answer_reward, self.tool_error_penalty = answer_reward, tool_error_penalty
-        rubric = tool_use_rubric(answer_reward, tool_error_penalty)
+        rubric = tool_use_rubric(rewards[answer_reward], tool_error_penalty)
         tool = create_tool_from_function(calculator, description=TOOL_DESCRIPTION)
         super().__init__(tools=[tool], dataset=train, eval_dataset=evaluation, system_prompt=SYSTEM_PROMPT,
                          rubric=rubric, max_turns=max_turns, tool_timeout_s=tool_timeout_s)  # fmt: skip

@@ -13,16 +13,9 @@ from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.tools import PipelineTool, Toolset
 
-from haystack_rl import Rubric, ToolEnv
+from haystack_rl import ToolEnv
 from haystack_rl.environments.tool_env import demonstration_policy
-from haystack_rl.rubrics import RewardFunction
-from haystack_rl.rubrics.tool_rewards import (
-    exact_match,
-    num_tool_calls,
-    num_tool_errors,
-    token_f1,
-    tool_call_validity,
-)
+from haystack_rl.rubrics.tool_rewards import token_f1, tool_use_rubric
 from haystack_rl_envs.search_qa.corpus import CORPUS
 
 SYSTEM_PROMPT = (
@@ -132,8 +125,9 @@ class SearchQAEnv(ToolEnv):
     """
     Questions about a small bundled fictional corpus; the model gets a BM25 `search` tool (a Haystack
     retrieval pipeline over an `InMemoryDocumentStore`, exposed with `PipelineTool`). Reward = exact
-    match of the final `<answer>` (weight 1) plus token F1 (weight `f1_weight`); tool-call counts,
-    errors and validity are metrics.
+    match of the final `<answer>` (`correct`, weight 1) plus token F1 (weight `f1_weight`); tool-call counts,
+    errors and validity are metrics, and `tool_error_penalty` makes each failed call cost that much (see
+    `tool_use_rubric`).
 
     Usage example:
     ```python
@@ -149,17 +143,16 @@ class SearchQAEnv(ToolEnv):
     description = "questions over a bundled corpus with a BM25 search tool, answer inside <answer> tags"
 
     def __init__(
-        self, top_k: int = 3, f1_weight: float = 0.0, max_turns: int = 6, tool_timeout_s: float = 10.0
+        self,
+        top_k: int = 3,
+        f1_weight: float = 0.0,
+        max_turns: int = 6,
+        tool_timeout_s: float = 10.0,
+        tool_error_penalty: float = 0.0,
     ) -> None:
-        self.top_k, self.f1_weight = top_k, f1_weight
+        self.top_k, self.f1_weight, self.tool_error_penalty = top_k, f1_weight, tool_error_penalty
         dataset = [{"id": doc_id, "prompt": question, "answer": answer} for doc_id, _, _, question, answer in CORPUS]
-        rubric = Rubric([
-            RewardFunction(exact_match, 1.0),
-            RewardFunction(token_f1, f1_weight),
-            RewardFunction(tool_call_validity, 0.0),
-            RewardFunction(num_tool_calls, 0.0),
-            RewardFunction(num_tool_errors, 0.0),
-        ])  # fmt: skip
+        rubric = tool_use_rubric("exact_match", tool_error_penalty).add(token_f1, f1_weight)
         super().__init__(tools=SearchQATools(top_k), dataset=dataset,
                          system_prompt=SYSTEM_PROMPT, rubric=rubric, max_turns=max_turns,
                          tool_timeout_s=tool_timeout_s)  # fmt: skip
@@ -178,7 +171,8 @@ class SearchQAEnv(ToolEnv):
     def to_dict(self) -> dict[str, Any]:
         """Serialize the knobs (corpus and tool are rebuilt from them)."""
         return default_to_dict(self, top_k=self.top_k, f1_weight=self.f1_weight, max_turns=self.max_turns,
-                               tool_timeout_s=self.tool_timeout_s)  # fmt: skip
+                               tool_timeout_s=self.tool_timeout_s,
+                               tool_error_penalty=self.tool_error_penalty)  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchQAEnv:

@@ -64,6 +64,9 @@ class GRPOSettings:
         (None: the environment's own turn limit decides).
     :param max_minutes: Stop GRPO after this many minutes of training in this process, saving the model as
         after the last step (None: run all `steps`). A resumed run gets the full budget again.
+    :param resample_flat_groups: Multi-turn and tool environments: play a group whose rollouts all got the
+        same reward (no gradient) again on another training example, up to this many times a step (DAPO's
+        dynamic sampling; 0 = off). Costs generation time; pays when most groups are flat (rare successes).
     :param extra: Any other `GRPOConfig` field, passed through as is.
     """
 
@@ -80,6 +83,7 @@ class GRPOSettings:
     vllm_server_base_url: str | None = None
     max_episode_tokens: int | None = None
     max_minutes: float | None = None
+    resample_flat_groups: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -173,6 +177,8 @@ class TrainConfig:
                 f"grpo.batch ({self.grpo.batch}) must be a multiple of "
                 f"grpo.num_generations ({self.grpo.num_generations})"
             )
+        if self.grpo.resample_flat_groups < 0:
+            raise ConfigError("grpo.resample_flat_groups must be >= 0")
         if self.save_steps < 1:
             raise ConfigError("save_steps must be >= 1")
         if self.agent is not None:

@@ -12,7 +12,7 @@ from haystack_rl.environments.base import Environment
 from haystack_rl.environments.single_turn import SingleTurnEnv
 from haystack_rl.training.callbacks import JsonlMetricsCallback, TimeLimitCallback, append_record
 from haystack_rl.training.checkpoints import last_complete_checkpoint
-from haystack_rl.training.config import TrainConfig
+from haystack_rl.training.config import ConfigError, TrainConfig
 from haystack_rl.training.evaluation import evaluate, make_policy
 from haystack_rl.training.multiturn import EnvRolloutFunc, scored_reward_funcs
 from haystack_rl.training.rewards import RubricReward, example_row, rubric_reward_funcs
@@ -109,6 +109,9 @@ def build_grpo_trainer(
     rollout_func: EnvRolloutFunc | None = None
     reward_funcs: list[Any]
     if isinstance(environment, SingleTurnEnv):
+        if config.grpo.resample_flat_groups:
+            raise ConfigError(f"grpo.resample_flat_groups applies to multi-turn and tool environments; "
+                              f"{environment.name} is single-turn")  # fmt: skip
         reward_funcs, weights = rubric_reward_funcs(environment)  # type: ignore[assignment]
     else:
         reward_funcs, weights = scored_reward_funcs(environment)  # type: ignore[assignment]
@@ -120,6 +123,7 @@ def build_grpo_trainer(
             config.grpo.max_new_tokens,
             config.grpo.temperature,
             config.grpo.max_episode_tokens,
+            config.grpo.resample_flat_groups,
         )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:

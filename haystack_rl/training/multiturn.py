@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 from collections import Counter
 from typing import Any
 
@@ -40,11 +41,16 @@ class EnvRolloutFunc:
     `env_mask` (0 on tokens the environment wrote, so they carry no gradient), sampling logprobs, and the
     rubric's values for the reward functions of `scored_reward_funcs`.
 
+    With `resample_flat_groups=N` (DAPO's dynamic sampling), a group whose rollouts all got the same reward
+    (no spread, so no gradient) is played again on another training example drawn at random, up to N more
+    times; the step then trains on groups that carry signal. Each try costs generation time, no loss pass.
+
     Tool environments train through the same `ToolEnv.step` as evaluation (tool calls parsed from the
     generated text, the same limits and error messages; tool results are environment tokens, mask 0).
-    `pop_metrics()` gives the episodes played since its last call as `episodes/success` and, for tool
-    environments, `tools/calls_per_rollout`, `tools/error_rate` and `tools/no_tool_share` (the trainer's
-    metrics log adds them to each GRPO step).
+    `pop_metrics()` gives the episodes played since its last call (replaced groups included) as
+    `episodes/success` and, for tool environments, `tools/calls_per_rollout`, `tools/error_rate` and
+    `tools/no_tool_share`, plus `groups/resampled` (groups played again) and `groups/flat` (groups left without
+    spread); the trainer's metrics log adds them to each GRPO step.
 
     Usage example:
     ```python
@@ -67,10 +73,14 @@ class EnvRolloutFunc:
         max_new_tokens: int,
         temperature: float = 1.0,
         max_total_tokens: int | None = None,
+        resample_flat_groups: int = 0,
     ) -> None:
         from haystack_rl.generators.transformers import TransformersChatGenerator
 
+        if resample_flat_groups < 0:
+            raise ValueError(f"resample_flat_groups must be >= 0, got {resample_flat_groups}")
         self.environment = environment
+        self.resample_flat_groups = resample_flat_groups
         self.num_generations = num_generations
         self.seed = seed
         self.max_total_tokens = max_total_tokens
@@ -81,10 +91,12 @@ class EnvRolloutFunc:
         for example in environment.examples("train"):
             row = example_row(environment, example, seed)
             self.lookup.setdefault(prompt_key(row["prompt"]), []).append((example, row["episode_seed"]))
+        self.pool = [pair for pairs in self.lookup.values() for pair in pairs]
         self._next: Counter[str] = Counter()
         self.calls = 0
         self.last_rollouts: list[Rollout] = []
         self._unlogged: list[Rollout] = []
+        self._groups_resampled = self._groups_flat = 0
 
     def _attach(self, trainer: Any) -> None:
         """Point the generator at the trainer's live (unwrapped) model."""
@@ -112,46 +124,65 @@ class EnvRolloutFunc:
     def __call__(self, prompts: list[Any], trainer: Any) -> dict[str, list[Any]]:
         """Play one episode per prompt; returns TRL's `prompt_ids`, `completion_ids`, `logprobs`, `env_mask`."""
         self._attach(trainer)
-        groups = self._groups(prompts)
+        groups = [(example, seed, len(indices)) for indices, example, seed in self._groups(prompts)]
         self.calls += 1
+        played = self._play(groups, attempt=0)
+        rng = random.Random(derive_seed(self.seed, self.calls, -1, -1))
+        for attempt in range(1, self.resample_flat_groups + 1):
+            flat = [g for g, rollouts in enumerate(played) if _flat(rollouts)]
+            if not flat:
+                break
+            replayed = self._play([(*rng.choice(self.pool), len(played[g])) for g in flat], attempt)
+            for g, rollouts in zip(flat, replayed):
+                played[g] = rollouts
+            self._groups_resampled += len(flat)
+        self._groups_flat += sum(_flat(rollouts) for rollouts in played)
+        self.last_rollouts = [rollout for rollouts in played for rollout in rollouts]
+        return self._trl_output(self.last_rollouts)
+
+    def _play(self, groups: list[tuple[dict[str, Any], int, int]], attempt: int) -> list[list[Rollout]]:
+        """Play `size` episodes of each (example, seed, size) concurrently; each group scored by the rubric."""
+        retry = (attempt,) if attempt else ()  # first tries keep the seeds they had before resampling existed
 
         async def play() -> list[list[Rollout]]:
-            async def group(indices: list[int], example: dict[str, Any], seed: int) -> list[Rollout]:
+            async def group(example: dict[str, Any], seed: int, size: int) -> list[Rollout]:
                 return list(await asyncio.gather(*(
                     play_episode(self.environment, self.generator, example, seed, rollout_index=i,
                                  generation_kwargs={**self.generation_kwargs,
-                                                    "seed": derive_seed(self.seed, self.calls, seed, i)},
+                                                    "seed": derive_seed(self.seed, self.calls, seed, i, *retry)},
                                  max_total_tokens=self.max_total_tokens)
-                    for i in range(len(indices))
+                    for i in range(size)
                 )))  # fmt: skip
 
             return list(await asyncio.gather(*(group(*g) for g in groups)))
 
         played = asyncio.run(play())
-        out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
-        out[SCORES_FIELD] = []
-        self.last_rollouts = []
-        eos = self.generator.tokenizer.eos_token_id
         for rollouts in played:
             self.environment.rubric.score_group(rollouts)
-            for rollout in rollouts:
-                self.last_rollouts.append(rollout)
-                self._unlogged.append(rollout)
-                try:
-                    if not rollout.turns:
-                        raise ValueError(rollout.error or "no model turn recorded")
-                    ids, mask, logprobs = rollout.completion_tokens()
-                    prompt_ids = rollout.prompt_ids
-                except ValueError as error:  # TokenMismatchError is a ValueError
-                    logger.warning("rollout %s unusable for training: %s", rollout.key, error)
-                    rollout.error = rollout.error or str(error)
-                    prompt_ids = rollout.prompt_ids or [eos]
-                    ids, mask, logprobs = [eos], [0], [0.0]
-                out["prompt_ids"].append(prompt_ids)
-                out["completion_ids"].append(ids)
-                out["env_mask"].append(mask)
-                out["logprobs"].append(logprobs)
-                out[SCORES_FIELD].append(json.dumps(_scores(rollout)))
+            self._unlogged.extend(rollouts)
+        return played
+
+    def _trl_output(self, rollouts: list[Rollout]) -> dict[str, list[Any]]:
+        """TRL's columns for scored rollouts, one row each (an unusable rollout becomes one masked EOS token)."""
+        out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
+        out[SCORES_FIELD] = []
+        eos = self.generator.tokenizer.eos_token_id
+        for rollout in rollouts:
+            try:
+                if not rollout.turns:
+                    raise ValueError(rollout.error or "no model turn recorded")
+                ids, mask, logprobs = rollout.completion_tokens()
+                prompt_ids = rollout.prompt_ids
+            except ValueError as error:  # TokenMismatchError is a ValueError
+                logger.warning("rollout %s unusable for training: %s", rollout.key, error)
+                rollout.error = rollout.error or str(error)
+                prompt_ids = rollout.prompt_ids or [eos]
+                ids, mask, logprobs = [eos], [0], [0.0]
+            out["prompt_ids"].append(prompt_ids)
+            out["completion_ids"].append(ids)
+            out["env_mask"].append(mask)
+            out["logprobs"].append(logprobs)
+            out[SCORES_FIELD].append(json.dumps(_scores(rollout)))
         return out
 
     def pop_metrics(self) -> dict[str, float | None]:
@@ -160,7 +191,16 @@ class EnvRolloutFunc:
         self._unlogged = []
         names = {"success": "episodes/success", "tool_calls_per_rollout": "tools/calls_per_rollout",
                  "tool_error_rate": "tools/error_rate", "no_tool_share": "tools/no_tool_share"}  # fmt: skip
-        return {names[key]: value for key, value in stats.items()}
+        metrics: dict[str, float | None] = {names[key]: value for key, value in stats.items()}
+        if self.resample_flat_groups:
+            metrics.update({"groups/resampled": float(self._groups_resampled), "groups/flat": float(self._groups_flat)})
+        self._groups_resampled = self._groups_flat = 0
+        return metrics
+
+
+def _flat(rollouts: list[Rollout]) -> bool:
+    """True when every rollout of a group got the same reward (GRPO's advantages are then all 0)."""
+    return len({rollout.reward for rollout in rollouts}) <= 1
 
 
 def _scores(rollout: Rollout) -> dict[str, float | None]:
