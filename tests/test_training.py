@@ -235,21 +235,24 @@ def test_cli_train_command(tmp_path: Path, tiny_dir: str) -> None:
 
 
 # --- multi-turn (rollout_func) -----------------------------------------------------------------
-def test_rollout_func_masks_environment_tokens(tiny_dir: str) -> None:
+def trainer_stub(model_dir: str) -> Any:
+    """What a rollout function uses of `GRPOTrainer`: its `model` and `processing_class`."""
     from types import SimpleNamespace
 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    return SimpleNamespace(model=AutoModelForCausalLM.from_pretrained(model_dir),
+                           processing_class=AutoTokenizer.from_pretrained(model_dir))  # fmt: skip
+
+
+def test_rollout_func_masks_environment_tokens(tiny_dir: str) -> None:
     from haystack_rl.training.multiturn import SCORES_FIELD, EnvRolloutFunc, scored_reward_funcs
 
     env = load_environment("tic_tac_toe", num_train_examples=4, num_eval_examples=1, invalid_move_ends_game=False)
     func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=6, max_total_tokens=18)
     rows = [example_row(env, example, 0) for example in env.examples("train")[:2]]
     prompts = [rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2  # TRL repeats each prompt num_generations times
-    trainer = SimpleNamespace(
-        model=AutoModelForCausalLM.from_pretrained(tiny_dir), processing_class=AutoTokenizer.from_pretrained(tiny_dir)
-    )  # what GRPOTrainer has
-    out = func(prompts, trainer)
+    out = func(prompts, trainer_stub(tiny_dir))
     assert {len(out[k]) for k in ("prompt_ids", "completion_ids", "logprobs", "env_mask", SCORES_FIELD)} == {4}
     rollouts = func.last_rollouts
     assert [r.example_id for r in rollouts] == [rows[0]["example_id"]] * 2 + [rows[1]["example_id"]] * 2
@@ -284,20 +287,13 @@ def _index_unless_flat(rollout: Rollout) -> float:
 
 @pytest.mark.parametrize("resample", [0, 3])
 def test_rollout_func_replays_groups_without_reward_spread(tiny_dir: str, resample: int) -> None:
-    from types import SimpleNamespace
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     from haystack_rl.training.multiturn import EnvRolloutFunc
 
     dataset = [{"prompt": "Say a.", "kind": "flat"}] + [{"prompt": f"Say {c}.", "kind": "spread"} for c in "bcdefgh"]
     env = _OneReply(dataset=dataset, rubric=Rubric.from_functions([_index_unless_flat]))
     func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=4, resample_flat_groups=resample)
     rows = [example_row(env, example, 0) for example in env.examples("train")[:2]]  # the flat one, then b
-    trainer = SimpleNamespace(
-        model=AutoModelForCausalLM.from_pretrained(tiny_dir), processing_class=AutoTokenizer.from_pretrained(tiny_dir)
-    )
-    out = func([rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2, trainer)
+    out = func([rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2, trainer_stub(tiny_dir))
     rollouts = func.last_rollouts
     assert len(out["prompt_ids"]) == 4 and [r.reward for r in rollouts[2:]] == [0.0, 1.0]  # b's group kept as is
     metrics = func.pop_metrics()

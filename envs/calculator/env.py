@@ -13,7 +13,7 @@ from haystack.tools import create_tool_from_function
 from haystack_rl import ToolEnv
 from haystack_rl.environments.tool_env import demonstration_policy
 from haystack_rl.rollout import Rollout
-from haystack_rl.rubrics.tool_rewards import ANSWER_REWARDS, numeric_match, tool_use_rubric
+from haystack_rl.rubrics.tool_rewards import numeric_closeness, numeric_match, tool_use_rubric
 from haystack_rl_envs.calculator.arithmetic import calculator, evaluate, format_number
 
 SYSTEM_PROMPT = (
@@ -198,8 +198,7 @@ class CalculatorEnv(ToolEnv):
         rng = random.Random(data_seed)
         evaluation = [{"id": f"eval-{i}", **make_problem(rng)} for i in range(num_eval_examples)]
         train = [{"id": f"train-{i}", **make_problem(rng)} for i in range(num_train_examples)]
-        rewards = {"numeric_match": numeric_match, "numeric_closeness": ANSWER_REWARDS["numeric_closeness"],
-                   "operator_credit": operator_credit}  # fmt: skip
+        rewards = {f.__name__: f for f in (numeric_match, numeric_closeness, operator_credit)}
         if answer_reward not in rewards:
             raise ValueError(f"answer_reward must be one of {', '.join(rewards)}, not {answer_reward!r}")
         self.answer_reward, self.tool_error_penalty = answer_reward, tool_error_penalty
