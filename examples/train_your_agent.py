@@ -52,8 +52,9 @@ def capital_of(country: str) -> str:
 
 
 # 2. Your agent: a chat generator, the tools and a system prompt (the object you deploy).
+generator = TransformersChatGenerator(model="tiny", max_new_tokens=128)
 agent = Agent(
-    chat_generator=TransformersChatGenerator(model="tiny", max_new_tokens=128),
+    chat_generator=generator,
     tools=[create_tool_from_function(capital_of)],
     system_prompt="Use the tool, then answer inside <answer></answer>.",
     max_agent_steps=3,
@@ -104,8 +105,8 @@ def main() -> None:
     print(f"after GRPO:      success {success(final):.2f}")
 
     # 5. Deploy: the same agent, only its generator's model path changed.
-    agent.chat_generator.model = final
-    agent.chat_generator.temperature = 0.0
+    generator.model = final
+    generator.temperature = 0.0
     agent.warm_up()
     reply = agent.run(messages=[ChatMessage.from_user("What is the capital of Selvia?")])
     for message in reply["messages"][1:]:
