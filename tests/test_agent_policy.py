@@ -41,7 +41,7 @@ def test_tiny_model_agent_records_exact_token_turns(make_generator: Any, scripte
     generator = make_generator(max_new_tokens=64)
     scripted(generator, [
         '<tool_call>{"name": "search", "arguments": {"query": "Brellick lighthouse"}}</tool_call><|im_end|>',
-        "<answer>1731</answer><|im_end|>",
+        "<answer>Oda Pell</answer><|im_end|>",  # the eval split's first question: who built it
     ])  # fmt: skip
     agent = Agent(chat_generator=generator, tools=env.tools, system_prompt=env.system_prompt, max_agent_steps=4)
     rollout = RolloutRunner(env, agent, num_examples=1).run()["rollouts"][0]

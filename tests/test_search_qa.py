@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any
 
 from helpers import assert_tool_results_masked
@@ -13,24 +15,36 @@ from haystack_rl.runner import play_episode
 from haystack_rl_envs.search_qa import SearchQAEnv
 from haystack_rl_envs.search_qa.corpus import CORPUS
 
+ROOT = Path(__file__).parent.parent
 
-def test_corpus_is_consistent() -> None:
+
+def test_corpus_is_consistent_and_the_eval_split_is_held_out() -> None:
     ids = [row[0] for row in CORPUS]
     assert len(CORPUS) >= 40 and len(set(ids)) == len(ids)
-    for _, _, text, question, answer in CORPUS:
-        assert answer.lower().removeprefix("the ") in text.lower() and question.endswith("?")
+    texts = {doc_id: text for doc_id, _, text, _ in CORPUS}
+    env = SearchQAEnv()
+    train, held_out = env.examples("train"), env.examples("eval")
+    for example in train + held_out:
+        assert example["answer"].lower().removeprefix("the ") in texts[example["doc_id"]].lower()
+        assert example["prompt"].endswith("?")
+    assert len(train) >= 80 and {e["prompt"] for e in train}.isdisjoint(e["prompt"] for e in held_out)
+    answers = {doc_id: {e["answer"] for e in train if e["doc_id"] == doc_id} for doc_id in ids}
+    assert sum(len(a) > 1 for a in answers.values()) >= 30  # a document alone does not tell the answer
+    assert sum(e["answer"] not in answers[e["doc_id"]] for e in held_out) >= 10  # facts no training question asks
+    dataset_file = [json.loads(line) for line in (ROOT / "bench" / "search_qa_heldout.jsonl").read_text().splitlines()]
+    assert dataset_file == [{key: e[key] for key in ("id", "prompt", "answer")} for e in held_out]
 
 
 def test_search_tool_is_a_bm25_pipeline_that_finds_each_questions_document() -> None:
     env = SearchQAEnv(top_k=3)
     tool = env.tools[0]
     assert tool.tool_spec["parameters"]["required"] == ["query"]
-    top_hits = 0
-    for example in env.examples():
+    top_hits, examples = 0, env.examples("train") + env.examples("eval")
+    for example in examples:
         documents = tool.invoke(query=example["prompt"])["documents"]
         assert 1 <= len(documents) <= 3
-        top_hits += documents[0].id == example["id"]
-    assert top_hits / len(env.examples()) >= 0.95
+        top_hits += documents[0].id == example["doc_id"]
+    assert top_hits / len(examples) >= 0.95
 
 
 def test_oracle_scores_at_least_095_and_no_search_scores_zero() -> None:
@@ -55,7 +69,7 @@ def test_check_environment_and_round_trip() -> None:
 
 def test_tiny_model_scripted_search_rollout_keeps_exact_tokens(make_generator: Any, scripted: Any) -> None:
     env = SearchQAEnv()
-    example = env.examples()[0]
+    example = env.examples("train")[0]
     generator = make_generator(max_new_tokens=64)
     scripted(generator, [
         '<tool_call>{"name": "lookup", "arguments": {"query": "x"}}</tool_call><|im_end|>',

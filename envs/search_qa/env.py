@@ -16,7 +16,7 @@ from haystack.tools import PipelineTool, Toolset
 from haystack_rl import ToolEnv
 from haystack_rl.environments.tool_env import demonstration_policy
 from haystack_rl.rubrics.tool_rewards import token_f1, tool_use_rubric
-from haystack_rl_envs.search_qa.corpus import CORPUS
+from haystack_rl_envs.search_qa.corpus import CORPUS, HELDOUT
 
 SYSTEM_PROMPT = (
     "Answer the question using the search tool, which searches a small encyclopedia. Give the final short "
@@ -27,7 +27,12 @@ SEARCH_PARAMETERS = {
     "properties": {"query": {"type": "string", "description": "Keywords to search for."}},
     "required": ["query"],
 }
-ANSWERS = {doc_id: answer for doc_id, _, _, _, answer in CORPUS}
+#: The training questions (one example per question, ids `d00-0`...) and the held-out eval split.
+TRAIN_QUESTIONS = [{"id": f"{doc_id}-{i}", "doc_id": doc_id, "prompt": question, "answer": answer}
+                   for doc_id, _, _, questions in CORPUS for i, (question, answer) in enumerate(questions)]  # fmt: skip
+HELDOUT_QUESTIONS = [{"id": f"heldout-{i:02d}", "doc_id": doc_id, "prompt": question, "answer": answer}
+                     for i, (doc_id, question, answer) in enumerate(HELDOUT)]  # fmt: skip
+ANSWERS = {example["prompt"]: example["answer"] for example in TRAIN_QUESTIONS + HELDOUT_QUESTIONS}
 _RESULT_ID = re.compile(r"^\[(?P<id>[\w-]+)\]", re.MULTILINE)
 
 
@@ -35,7 +40,7 @@ def build_document_store() -> InMemoryDocumentStore:
     """An in-memory document store holding the bundled corpus (id, title in meta, text as content)."""
     store = InMemoryDocumentStore()
     store.write_documents([Document(id=doc_id, content=f"{title}. {text}", meta={"title": title})
-                           for doc_id, title, text, _, _ in CORPUS])  # fmt: skip
+                           for doc_id, title, text, _ in CORPUS])  # fmt: skip
     return store
 
 
@@ -90,12 +95,15 @@ class SearchQATools(Toolset):
 
 
 def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:
-    """Searches with the question, then answers with the recorded answer of the top document."""
+    """
+    Searches with the question, then answers with the question's recorded answer when the search found text
+    that holds it (an empty answer for a question of no split, or when the search missed).
+    """
+    question = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
     last = messages[-1]
     if last.is_from("tool") and last.tool_call_result is not None:
-        match = _RESULT_ID.search(str(last.tool_call_result.result))
-        return f"<answer>{ANSWERS.get(match.group('id'), '') if match else ''}</answer>"
-    question = next((m.text or "" for m in reversed(messages) if m.is_from("user")), "")
+        answer = ANSWERS.get(question, "")
+        return f"<answer>{answer if answer and answer in str(last.tool_call_result.result) else ''}</answer>"
     return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="search", arguments={"query": question},
                                                            id="call_0")])  # fmt: skip
 
@@ -124,7 +132,9 @@ def no_search_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
 class SearchQAEnv(ToolEnv):
     """
     Questions about a small bundled fictional corpus; the model gets a BM25 `search` tool (a Haystack
-    retrieval pipeline over an `InMemoryDocumentStore`, exposed with `PipelineTool`). Reward = exact
+    retrieval pipeline over an `InMemoryDocumentStore`, exposed with `PipelineTool`). The training split asks
+    two or three questions of most documents, each about another fact; the eval split is held out (reworded
+    questions, and facts no training question asks about). Reward = exact
     match of the final `<answer>` (`correct`, weight 1) plus token F1 (weight `f1_weight`); tool-call counts,
     errors and validity are metrics, and `tool_error_penalty` makes each failed call cost that much (see
     `tool_use_rubric`).
@@ -151,9 +161,8 @@ class SearchQAEnv(ToolEnv):
         tool_error_penalty: float = 0.0,
     ) -> None:
         self.top_k, self.f1_weight, self.tool_error_penalty = top_k, f1_weight, tool_error_penalty
-        dataset = [{"id": doc_id, "prompt": question, "answer": answer} for doc_id, _, _, question, answer in CORPUS]
         rubric = tool_use_rubric("exact_match", tool_error_penalty).add(token_f1, f1_weight)
-        super().__init__(tools=SearchQATools(top_k), dataset=dataset,
+        super().__init__(tools=SearchQATools(top_k), dataset=TRAIN_QUESTIONS, eval_dataset=HELDOUT_QUESTIONS,
                          system_prompt=SYSTEM_PROMPT, rubric=rubric, max_turns=max_turns,
                          tool_timeout_s=tool_timeout_s)  # fmt: skip
 
