@@ -381,8 +381,10 @@ def test_theory_constants_by_expectimax():
         result = game.winner(board)
         if result is not None:
             return (0.0, 1.0, 0.0) if result == "draw" else (1.0, 0.0, 0.0) if result == me else (0.0, 0.0, 1.0)
-        mine = to_move == me and policy == "minimax"
-        moves = game.best_moves(board, to_move) if mine else game.legal_moves(board)
+        mine = to_move == me and policy != "random"
+        moves = game.legal_moves(board) if not mine else game.best_moves(board, to_move)
+        if mine and policy == "expert":
+            moves = [game.expert_move(board, to_move)]
         outcomes = [expected(game.play(board, cell, to_move), game.other(to_move), me, policy) for cell in moves]
         return tuple(sum(o[i] for o in outcomes) / len(outcomes) for i in range(3))  # type: ignore[return-value]
 
@@ -391,3 +393,21 @@ def test_theory_constants_by_expectimax():
     assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "O", "X", "random")] == [0.288, 0.127, 0.585]
     assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "X", "X", "minimax")] == [0.968, 0.032, 0.0]
     assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "O", "X", "minimax")] == [0.777, 0.223, 0.0]
+    # the demonstrations' expert: minimax-optimal (no losses), and the best of those moves against a random opponent
+    assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "X", "X", "expert")] == [0.995, 0.005, 0.0]
+    assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "O", "X", "expert")] == [0.916, 0.084, 0.0]
+
+
+def test_expert_demonstrations_follow_the_deterministic_expert():
+    env = env_with(min_random_move_prob=0.0, max_random_move_prob=1.0)
+    for example in env.examples():
+        for seed in range(25):
+            _, state = env.reset(example, seed)
+            for message in env.demonstrate(example, seed, quality="expert")[2:]:
+                if message.is_from("assistant"):
+                    cell = int(message.text[6:-7])
+                    assert cell == game.expert_move(state.info["board"], "X")
+                    assert cell in game.best_moves(state.info["board"], "X")
+                    env.step(state, message)
+    assert game.expert_move(game.EMPTY_BOARD, "X") == 1  # corners score best against a random reply; lowest first
+    assert game.expert_move("XX.OO....", "X") == 3 and game.expert_move("XX.O.....", "O") == 3

@@ -272,7 +272,8 @@ class TicTacToeEnv(MultiTurnEnv):
         """
         A whole game transcript for SFT warm start, played against the same seeded opponent as `reset`.
 
-        :param quality: "expert" (minimax), "noisy" (a random legal move 25% of the time) or "random"
+        :param quality: "expert" (`game.expert_move`: minimax, ties broken towards the best chances against a
+            weak opponent, deterministic), "noisy" (a random legal move 25% of the time) or "random"
             ("random-legal" is accepted too); defaults to the `demo_quality` knob.
         """
         quality = {"random-legal": "random"}.get(quality or self.demo_quality, quality or self.demo_quality)
@@ -284,7 +285,8 @@ class TicTacToeEnv(MultiTurnEnv):
         while not done:
             board = state.info["board"]
             rng = random.Random(derive_seed(seed, board, "demonstrate"))
-            cell, _ = game.opponent_move(board, MODEL_MARK, noise, rng)
+            random_move = rng.random() < noise
+            cell = rng.choice(game.legal_moves(board)) if random_move else game.expert_move(board, MODEL_MARK)
             _, done = self.step(state, ChatMessage.from_assistant(f"<move>{cell}</move>"))
         state.info.pop("stop_reason", None)
         return list(state.messages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from fractions import Fraction
 from functools import cache
 
 #: A board is 9 characters, cells 1-9 row by row: "X", "O" or EMPTY.
@@ -61,6 +62,37 @@ def best_moves(board: str, mark: str) -> list[int]:
 def minimax_move(board: str, mark: str, rng: random.Random) -> int:
     """A minimax-optimal move for `mark`, uniformly random among equally good ones."""
     return rng.choice(best_moves(board, mark))
+
+
+@cache
+def _score_vs_random(board: str, to_move: str, mark: str) -> Fraction:
+    """
+    Expected score of `mark` (win 1, draw 1/2, loss 0) playing `expert_move` against uniformly random moves.
+
+    Exact fractions, so that equally good moves tie exactly and the lowest cell wins the tie.
+    """
+    result = winner(board)
+    if result is not None:
+        return Fraction(1, 2) if result == "draw" else Fraction(int(result == mark))
+    if to_move == mark:
+        return _score_vs_random(play(board, expert_move(board, mark), mark), other(mark), mark)
+    moves = legal_moves(board)
+    return sum((_score_vs_random(play(board, cell, to_move), mark, mark) for cell in moves), Fraction(0)) / len(moves)
+
+
+@cache
+def expert_move(board: str, mark: str) -> int:
+    """
+    The expert of the demonstrations, deterministic: a minimax-optimal move (so it never loses), ties broken
+    by the expected score against a uniformly random opponent, then by the lowest cell.
+
+    Against a random opponent it wins 99.5% of the games it starts and 91.6% of the others, with no losses
+    (`minimax_move`, random among equally good moves: 96.8% and 77.7%; exact values, see the tests), and it
+    reaches only ~400 positions, where a random tie-break reaches ~3,000: a small model can learn it whole.
+    """
+    after = {cell: _score_vs_random(play(board, cell, mark), other(mark), mark) for cell in best_moves(board, mark)}
+    top = max(after.values())
+    return min(cell for cell, score in after.items() if score == top)
 
 
 def opponent_move(board: str, mark: str, random_move_prob: float, rng: random.Random) -> tuple[int, bool]:
