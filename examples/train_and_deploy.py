@@ -26,7 +26,7 @@ PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
 
 
 def train(sft_steps: int, grpo_steps: int, games: int, output: str, overrides: list[str]) -> dict[str, Any]:
-    """Evaluate `tiny`, warm-start it on minimax games, run GRPO, evaluate again (all inside `Trainer`)."""
+    """Evaluate `tiny`, warm-start it on expert (minimax) games, run GRPO, evaluate again (all inside `Trainer`)."""
     config = TrainConfig.from_yaml(
         PIPELINES / "train_tic_tac_toe.yml",
         overrides=[
