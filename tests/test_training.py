@@ -152,6 +152,18 @@ def test_demonstrations_from_baselines() -> None:
         demonstrations(env, "noisy")
 
 
+def test_unique_demonstrations_keep_one_of_each() -> None:
+    # a deterministic expert against a near-minimax opponent plays some games more than once
+    env = load_environment("tic_tac_toe", num_train_examples=60, max_random_move_prob=0.2)
+    games = demonstrations(env, "expert", per_turn=False)
+    once = demonstrations(env, "expert", per_turn=False, unique=True)
+    keys = [json.dumps(row, sort_keys=True) for row in games]
+    assert len(games) == 60 and 0 < len(once) < len(games)
+    assert [json.dumps(row, sort_keys=True) for row in once] == list(dict.fromkeys(keys))  # first of each, in order
+    moves = demonstrations(env, "expert", unique=True)  # per-turn rows: each game prefix once
+    assert len({json.dumps(row, sort_keys=True) for row in moves}) == len(moves) < 3 * len(once)
+
+
 # --- training runs ------------------------------------------------------------------------------
 def test_trainer_sft_grpo_end_to_end(tmp_path: Path, tiny_dir: str) -> None:
     config = small_config(tmp_path, tiny_dir, sft={"enabled": True})
@@ -317,7 +329,7 @@ def test_multi_turn_grpo_and_demonstrations(tmp_path: Path, tiny_dir: str) -> No
     whole = demonstrations(env, "random-legal", num_examples=1, per_turn=False)
     assert len(whole) == 1 and "Game over" in whole[0]["messages"][-1]["content"]
     config = small_config(tmp_path, tiny_dir, env="tic_tac_toe",
-                          sft={"enabled": True, "quality": "random-legal", "steps": 1, "batch": 2},
+                          sft={"enabled": True, "quality": "random-legal", "steps": 1, "batch": 2, "unique": True},
                           grpo={"steps": 1, "max_new_tokens": 8, "max_episode_tokens": 16})  # fmt: skip
     config["env_args"] = env_args
     result = Trainer(config).run()

@@ -29,6 +29,9 @@ class SFTSettings:
     :param quality: How good the demonstrations are: `expert` (the env's best: `demonstrate` or the
         `oracle` baseline), or a name the environment understands (`noisy`, `random-legal`, a baseline name).
     :param num_examples: Training examples to demonstrate (when None: `steps * batch`, or all when `steps` is 0).
+    :param unique: Keep one copy of each distinct demonstration, so a rare situation weighs as much as a common
+        one (a deterministic expert replays the same few games over and over; raise `num_examples` to reach
+        the rare ones).
     :param max_length: Longest tokenized transcript kept (longer ones are truncated).
     :param extra: Any other `trl.SFTConfig` field (e.g. `lr_scheduler_type`, `warmup_steps`), passed through as is.
     """
@@ -40,6 +43,7 @@ class SFTSettings:
     batch: int = 32
     quality: str = "expert"
     num_examples: int | None = None
+    unique: bool = False
     max_length: int = 512
     extra: dict[str, Any] = field(default_factory=dict)
 

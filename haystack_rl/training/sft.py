@@ -35,6 +35,7 @@ def demonstrations(
     num_examples: int | None = None,
     seed: int = 0,
     per_turn: bool = True,
+    unique: bool = False,
 ) -> list[dict[str, Any]]:
     """
     SFT rows from the environment's training split.
@@ -44,7 +45,8 @@ def demonstrations(
     Each assistant turn becomes a `{"prompt", "completion"}` row (loss on that reply only); with
     `per_turn=False` a multi-turn transcript stays one `{"messages"}` row (see `_rows`). Tool calls and tool
     results stay in the messages, and a tool environment's rows get a `tools` column (JSON schemas), so SFT
-    sees the same rendered prompt as generation.
+    sees the same rendered prompt as generation. With `unique`, repeated rows are dropped (the first
+    of each kept, in order).
     """
     examples = environment.examples("train", num_examples)
     transcripts: list[list[ChatMessage]]
@@ -81,6 +83,8 @@ def demonstrations(
             logger.warning("%d of %d demonstrations failed (first: %s)", len(failed), len(rollouts), failed[0].error)
         transcripts = [r.messages for r in rollouts if not r.error]
     rows = [row for messages in transcripts for row in _rows(messages, per_turn)]
+    if unique:
+        rows = list({json.dumps(row, sort_keys=True): row for row in rows}.values())  # identical rows: one kept
     specs = tool_specs(getattr(environment, "tools", None))
     if specs:  # rendered into the prompt as in generation (the template's tool preamble), by TRL's SFT
         tools_text = json.dumps(specs)
@@ -148,9 +152,11 @@ def run_sft(
     markers = has_generation_markers(tokenizer.chat_template or "")
     # no more examples demonstrated than the steps can consume (each gives at least one row)
     wanted = settings.num_examples or (settings.steps * settings.batch if settings.steps > 0 else None)
-    rows = demonstrations(environment, settings.quality, wanted, config.seed, per_turn=not markers)
+    rows = demonstrations(environment, settings.quality, wanted, config.seed, not markers, settings.unique)
     if not rows:
         raise ValueError(f"{environment.name}: no demonstrations to train on")
+    if settings.unique:
+        logger.info("SFT on %d distinct demonstrations (of %s training examples)", len(rows), wanted or "all")
     conversational_multi = any("messages" in row for row in rows)
     if conversational_multi:
         rows = [row if "messages" in row else _as_conversation(row) for row in rows]
