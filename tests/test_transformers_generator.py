@@ -46,7 +46,8 @@ def test_eos_is_generated_and_cut(make_generator: Any, monkeypatch: pytest.Monke
 
     def favour_eos_after_three(*args: Any, **kwargs: Any) -> Any:  # the 4th sampled token is always EOS
         output = original(*args, **kwargs)
-        if kwargs["past_key_values"] is not None and kwargs["past_key_values"].get_seq_length() >= prompt_len + 3:
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        if cache is not None and cache.get_seq_length() >= prompt_len + 3:
             output.logits[:, -1, eos] += 1000.0
         return output
 
@@ -116,6 +117,43 @@ def test_batched_run_async_matches_single_runs(make_generator: Any) -> None:
         _check_reply(generator, conversation, reply)
         assert len(reply.meta["completion_ids"]) <= 4 + i
         single = generator.run(conversation, generation_kwargs={"seed": i, "max_new_tokens": 4 + i})["replies"][0]
+        assert single.meta["completion_ids"] == reply.meta["completion_ids"]
+        assert single.meta["logprobs"] == pytest.approx(reply.meta["logprobs"], abs=1e-4)
+
+
+def test_shared_prompt_prefix_runs_once_and_finished_rows_leave_the_batch(make_generator: Any) -> None:
+    generator = make_generator(max_new_tokens=12)
+    system = ChatMessage.from_system("You are a careful assistant. " * 4)  # a long prefix common to every prompt
+    conversations = [[system, ChatMessage.from_user("q" * (i + 1))] for i in range(6)]
+    budgets = [2, 12, 3, 12, 1, 7]  # rows finish at different steps
+    prompts = [generator.build_prompt(conversation) for conversation in conversations]
+    prefix = next(i for i in range(len(prompts[0])) if len({tuple(p[: i + 1]) for p in prompts}) > 1)
+    batch_sizes: list[tuple[int, int]] = []
+    original = generator._model.forward
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        batch_sizes.append(tuple(kwargs["input_ids"].shape))
+        return original(*args, **kwargs)
+
+    generator._model.forward = recording
+
+    async def main() -> list[dict[str, Any]]:
+        return await asyncio.gather(*(
+            generator.run_async(conversation, generation_kwargs={"seed": i, "max_new_tokens": budget})
+            for i, (conversation, budget) in enumerate(zip(conversations, budgets))
+        ))  # fmt: skip
+
+    outputs = asyncio.run(main())
+    generator._model.forward = original
+    shared_rows, shared_length = batch_sizes[0]
+    assert prefix > 100 and (shared_rows, shared_length) == (1, prefix)  # the common prefix ran once, for one row
+    assert batch_sizes[1] == (6, max(len(p) for p in prompts) - prefix)  # then each row's own tokens only
+    assert [rows for rows, _ in batch_sizes[2:]] == sorted((rows for rows, _ in batch_sizes[2:]), reverse=True)
+    assert batch_sizes[-1][0] < 6  # rows that were done left the batch
+    for i, (conversation, output) in enumerate(zip(conversations, outputs)):
+        reply = output["replies"][0]
+        _check_reply(generator, conversation, reply)
+        single = generator.run(conversation, generation_kwargs={"seed": i, "max_new_tokens": budgets[i]})["replies"][0]
         assert single.meta["completion_ids"] == reply.meta["completion_ids"]
         assert single.meta["logprobs"] == pytest.approx(reply.meta["logprobs"], abs=1e-4)
 

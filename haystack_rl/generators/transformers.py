@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import threading
 import weakref
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ HistoryMode = Literal["keep", "strict"]
 _GENERATION_KEYS = ("max_new_tokens", "max_tokens", "temperature", "top_p", "seed")
 _STUB_MARKER = "HAYSTACK_RL_HISTORY_STUB_7F3A"
 _BATCH_WINDOW_S = 0.002
+_MIN_SHARED_PREFIX = 16  # fewer common prompt tokens than this: prefill every row in full
 
 
 class ChatTemplateError(ValueError):
@@ -67,9 +69,11 @@ class TransformersChatGenerator:
     as generated, while `history="strict"` raises `ChatTemplateError`.
 
     Concurrent `run_async` calls (e.g. from many rollouts) are gathered into one batched forward pass of up to
-    `max_batch_size` requests (left padding, KV cache), run in a worker thread. Each request's `seed` seeds
-    its own random stream, so a seeded request is reproducible whatever else shares its batch (up to float
-    noise from padding, which practically never changes a sampled token).
+    `max_batch_size` requests (left padding, KV cache), run in a worker thread. The batch's common prompt
+    prefix (a group's rollouts share their whole first prompt, all of them the system prompt and tool schema) is
+    prefilled once, the KV cache is preallocated where the model supports it, and finished rows leave the batch.
+    Each request's `seed` seeds its own random stream, so a seeded request is reproducible whatever else shares
+    its batch (up to float noise from padding, which practically never changes a sampled token).
 
     With `tools`, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks in the completion become
     `ToolCall`s on the reply; a malformed block stays in the text and is listed in `meta["tool_call_errors"]`.
@@ -365,47 +369,56 @@ class TransformersChatGenerator:
         with self._generate_lock, torch.inference_mode():
             model = self._model
             device = model.device
-            width = max(len(r.prompt_ids) for r in requests)
-            input_ids = torch.tensor(
-                [[self._pad_id] * (width - len(r.prompt_ids)) + r.prompt_ids for r in requests], device=device
+            max_new_tokens = max(r.max_new_tokens for r in requests)
+            cache_length = max(len(r.prompt_ids) for r in requests) + max_new_tokens
+            past, shared = _prefill_shared_prefix(model, [r.prompt_ids for r in requests], cache_length)
+            suffixes = [r.prompt_ids[shared:] for r in requests]
+            width = max(len(suffix) for suffix in suffixes)
+            step_ids = torch.tensor(
+                [[self._pad_id] * (width - len(suffix)) + suffix for suffix in suffixes], device=device
             )
             attention = torch.tensor(
-                [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in requests], device=device
+                [[1] * shared + [0] * (width - len(suffix)) + [1] * len(suffix) for suffix in suffixes], device=device
             )
-            positions = (attention.cumsum(-1) - 1).clamp(min=0)
+            positions = (attention.cumsum(-1) - 1).clamp(min=0)[:, shared:]
             rngs = [None if r.seed is None else torch.Generator().manual_seed(r.seed) for r in requests]
             results = [_Result([], [], "length") for _ in requests]
             active = [True] * len(requests)
-            past = None
-            step_ids = input_ids
-            for _ in range(max(r.max_new_tokens for r in requests)):
+            rows = list(range(len(requests)))  # the request of each row still in the batch
+            for _ in range(max_new_tokens):
                 output = model(
                     input_ids=step_ids,
                     attention_mask=attention,
                     position_ids=positions,
-                    past_key_values=past,
                     use_cache=True,
                     logits_to_keep=1,
+                    **{_cache_argument(model): past},
                 )
-                past = output.past_key_values
+                past = _returned_cache(output)
                 logits = output.logits[:, -1, :].float().cpu()
-                next_ids = [self._pad_id] * len(requests)
-                for row, request in enumerate(requests):
+                next_ids = [self._pad_id] * len(rows)
+                for index, row in enumerate(rows):
                     if not active[row]:
                         continue
-                    token, logprob = _sample(logits[row], request.temperature, request.top_p, rngs[row])
-                    result = results[row]
+                    request, result = requests[row], results[row]
+                    token, logprob = _sample(logits[index], request.temperature, request.top_p, rngs[row])
                     result.completion_ids.append(token)
                     result.logprobs.append(logprob)
-                    next_ids[row] = token
+                    next_ids[index] = token
                     if token in self._stop_ids:
                         result.finish_reason, active[row] = "stop", False
                     elif len(result.completion_ids) >= request.max_new_tokens:
                         active[row] = False
-                if not any(active):
+                keep = [index for index, row in enumerate(rows) if active[row]]
+                if not keep:
                     break
+                if len(keep) <= 3 * len(rows) // 4 and _select_rows(past, keep):
+                    # finished rows leave the batch once a quarter of it is done (each drop copies the cache)
+                    rows = [rows[index] for index in keep]
+                    next_ids = [next_ids[index] for index in keep]
+                    attention, positions = attention[keep], positions[keep]
                 step_ids = torch.tensor(next_ids, device=device).unsqueeze(1)
-                attention = torch.cat([attention, attention.new_ones((len(requests), 1))], dim=1)
+                attention = torch.cat([attention, attention.new_ones((len(rows), 1))], dim=1)
                 positions = positions[:, -1:] + 1
             return results
 
@@ -467,6 +480,68 @@ class _MicroBatcher:
                 if not future.done():
                     future.set_result(result)
             await asyncio.sleep(0)  # let the callers resume and queue their next turn
+
+
+def _new_cache(model: Any, length: int) -> Any:
+    """
+    A preallocated KV cache of `length` tokens where the model supports one (None: the model's default).
+
+    The default `DynamicCache` concatenates every layer's keys and values at each step, copying the whole cache:
+    for 32 rows of 1,000 tokens of `tiny`, a decode step took 110 ms on 2 CPU cores against 23 ms with this one.
+    """
+    if not getattr(model, "_can_compile_fullgraph", False):
+        return None
+    from transformers import StaticCache
+
+    return StaticCache(config=model.config.get_text_config(decoder=True), max_cache_len=length)
+
+
+def _prefill_shared_prefix(model: Any, prompts: list[list[int]], cache_length: int) -> tuple[Any, int]:
+    """
+    A KV cache for the batch holding the prompts' common prefix, run once and copied to every row.
+
+    Rollouts of one group share their whole first prompt, and all of them the system prompt and tool schema
+    (~800 of the calculator's ~830 tokens), so a batch's prefill mostly recomputes the same keys and values.
+    Returns (cache, length of the prefix it holds); (a fresh cache, 0) when there is nothing worth sharing.
+    """
+    import torch
+
+    cache = _new_cache(model, cache_length)
+    shortest = min(len(prompt) for prompt in prompts)
+    length = next((i for i in range(shortest) if any(p[i] != prompts[0][i] for p in prompts)), shortest)
+    length = min(length, shortest - 1)  # every row keeps at least one token of its own to run
+    if len(prompts) < 2 or length < _MIN_SHARED_PREFIX:
+        return cache, 0
+    ids = torch.tensor([prompts[0][:length]], device=model.device)
+    output = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{_cache_argument(model): cache})
+    if not _select_rows(_returned_cache(output), [0] * len(prompts)):
+        return _new_cache(model, cache_length), 0
+    return _returned_cache(output), length
+
+
+def _cache_argument(model: Any) -> str:
+    """The name of the model's KV-cache argument: `cache` (transformers >= 5.2x), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+
+
+def _returned_cache(output: Any) -> Any:
+    """The KV cache of a forward pass's output, under either name."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+def _select_rows(cache: Any, rows: list[int]) -> bool:
+    """Make the batch rows of a KV cache `rows` (a subset, or copies), in place; False if it cannot."""
+    import torch
+
+    reorder = getattr(cache, "reorder_cache", None)
+    if reorder is None:
+        return False
+    try:
+        reorder(torch.tensor(rows, dtype=torch.long))
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _sample(logits: Any, temperature: float, top_p: float, rng: Any) -> tuple[int, float]:
