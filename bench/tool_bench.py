@@ -50,10 +50,13 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
         }, overrides=args.set).to_dict()  # fmt: skip
         start = time.perf_counter()
         metrics = Trainer(config).run()["metrics"]
+        grpo_ran = config["grpo"]["steps"] > 0
+        # with `--set sft.enabled=false --set model=DIR` the warm start is DIR, evaluated as "before"; without
+        # GRPO (`--grpo-steps 0`) the last evaluation is the warm start's
+        warm = metrics.get("eval_sft") or (metrics["eval_before"] if grpo_ran else metrics["eval_after"])
         results[quality] = {
-            # with `--set sft.enabled=false --set model=DIR` the warm start is DIR, evaluated as "before"
-            "after_sft": {k: metrics.get("eval_sft", metrics["eval_before"]).get(k) for k in FIGURES},
-            "after_grpo": {k: metrics["eval_after"].get(k) for k in FIGURES},
+            "after_sft": {k: warm.get(k) for k in FIGURES},
+            "after_grpo": {k: metrics["eval_after"].get(k) if grpo_ran else None for k in FIGURES},
             "sft_s": metrics.get("sft_wall_s"),
             "grpo_s": metrics.get("grpo_wall_s"),
             "grpo_steps": metrics.get("grpo_steps_done"),
