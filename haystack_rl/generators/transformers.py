@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import os
 import threading
 import weakref
 from dataclasses import dataclass
@@ -371,6 +372,7 @@ class TransformersChatGenerator:
             device = model.device
             max_new_tokens = max(r.max_new_tokens for r in requests)
             cache_length = max(len(r.prompt_ids) for r in requests) + max_new_tokens
+            cache_argument = _cache_argument(model)
             past, shared = _prefill_shared_prefix(model, [r.prompt_ids for r in requests], cache_length)
             suffixes = [r.prompt_ids[shared:] for r in requests]
             width = max(len(suffix) for suffix in suffixes)
@@ -392,7 +394,7 @@ class TransformersChatGenerator:
                     position_ids=positions,
                     use_cache=True,
                     logits_to_keep=1,
-                    **{_cache_argument(model): past},
+                    **{cache_argument: past},
                 )
                 past = _returned_cache(output)
                 logits = output.logits[:, -1, :].float().cpu()
@@ -486,8 +488,8 @@ def _new_cache(model: Any, length: int) -> Any:
     """
     A preallocated KV cache of `length` tokens where the model supports one (None: the model's default).
 
-    The default `DynamicCache` concatenates every layer's keys and values at each step, copying the whole cache:
-    for 32 rows of 1,000 tokens of `tiny`, a decode step took 110 ms on 2 CPU cores against 23 ms with this one.
+    The default `DynamicCache` concatenates every layer's keys and values at each step, copying the whole cache
+    (`bench/tool_rollouts.py` measures the difference: its "static cache" side).
     """
     if not getattr(model, "_can_compile_fullgraph", False):
         return None
@@ -508,15 +510,15 @@ def _prefill_shared_prefix(model: Any, prompts: list[list[int]], cache_length: i
 
     cache = _new_cache(model, cache_length)
     shortest = min(len(prompt) for prompt in prompts)
-    length = next((i for i in range(shortest) if any(p[i] != prompts[0][i] for p in prompts)), shortest)
-    length = min(length, shortest - 1)  # every row keeps at least one token of its own to run
+    length = min(len(os.path.commonprefix(prompts)), shortest - 1)  # every row keeps a token of its own to run
     if len(prompts) < 2 or length < _MIN_SHARED_PREFIX:
         return cache, 0
     ids = torch.tensor([prompts[0][:length]], device=model.device)
     output = model(input_ids=ids, use_cache=True, logits_to_keep=1, **{_cache_argument(model): cache})
-    if not _select_rows(_returned_cache(output), [0] * len(prompts)):
+    cache = _returned_cache(output)
+    if not _select_rows(cache, [0] * len(prompts)):
         return _new_cache(model, cache_length), 0
-    return _returned_cache(output), length
+    return cache, length
 
 
 def _cache_argument(model: Any) -> str:

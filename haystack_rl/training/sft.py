@@ -152,7 +152,9 @@ def run_sft(
     markers = has_generation_markers(tokenizer.chat_template or "")
     # no more examples demonstrated than the steps can consume (each gives at least one row)
     wanted = settings.num_examples or (settings.steps * settings.batch if settings.steps > 0 else None)
-    rows = demonstrations(environment, settings.quality, wanted, config.seed, not markers, settings.unique)
+    rows = demonstrations(
+        environment, settings.quality, wanted, config.seed, per_turn=not markers, unique=settings.unique
+    )
     if not rows:
         raise ValueError(f"{environment.name}: no demonstrations to train on")
     if settings.unique:
