@@ -62,7 +62,8 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
             "grpo_steps": metrics.get("grpo_steps_done"),
             "total_s": time.perf_counter() - start,
         }
-    print(f"\n{env}: eval split ({args.eval_examples} examples, greedy); SFT {args.sft_steps} steps, "
+    sft = f"SFT {args.sft_steps} steps" if config["sft"]["enabled"] else f"warm start {config['model']} (no SFT)"
+    print(f"\n{env}: eval split ({args.eval_examples} examples, greedy); {sft}, "
           f"GRPO up to {args.grpo_steps} steps / {args.grpo_minutes:g} min")  # fmt: skip
     print(f"{'warm start':<12} {'stage':<11}" + "".join(f"{name:>24}" for name in FIGURES))
     for quality, result in results.items():

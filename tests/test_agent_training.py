@@ -53,8 +53,11 @@ def agent_config(tmp_path: Path, model: str, tasks: Path, **grpo: Any) -> dict[s
     }
 
 
-def force_tool_call_on_first_turns(generator: Any) -> None:
-    """Make every first reply of an episode a well-formed calculator call (the untrained tiny model emits none)."""
+def force_tool_call_on_first_turns(generator: Any, answer: str | None = None) -> None:
+    """
+    Make every first reply of an episode a well-formed calculator call (the untrained tiny model emits none),
+    and with `answer` every later reply `<answer>{answer}</answer>`.
+    """
     from haystack_rl.generators.transformers import _Result
 
     sample = generator._generate
@@ -63,8 +66,10 @@ def force_tool_call_on_first_turns(generator: Any) -> None:
         results = sample(requests)
         tokenizer = generator.tokenizer
         for request, result in zip(requests, results):
-            if "<|im_start|>tool" not in tokenizer.decode(request.prompt_ids):
-                ids = tokenizer.encode(CALL, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
+            first = "<|im_start|>tool" not in tokenizer.decode(request.prompt_ids)
+            if first or answer is not None:
+                text = CALL if first else f"<answer>{answer}</answer>"
+                ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
                 result.__dict__.update(vars(_Result(ids, [-1.0] * len(ids), "stop")))
         return results
 
@@ -94,6 +99,26 @@ def test_tool_results_carry_no_gradient(tmp_path: Path, tiny_dir: str, tasks: Pa
     assert metrics["tools/no_tool_share"] == 0.0 and metrics["tools/calls_per_rollout"] >= 1.0
     assert metrics["tools/error_rate"] == 0.0 and metrics["episodes/success"] == 0.0  # 42 is no task's answer
     assert trainer.rollout_func.pop_metrics() == {}  # popped: the next log line counts only new episodes
+
+
+@pytest.mark.parametrize("baseline", ["group", "batch"])
+def test_advantage_baseline(tmp_path: Path, tiny_dir: str, baseline: str) -> None:
+    from haystack_rl.training.grpo import build_grpo_trainer
+
+    tasks = tmp_path / "two.jsonl"  # every episode answers 42: the first task always succeeds, the second never
+    tasks.write_text("".join(json.dumps({"prompt": f"What is {question}?", "answer": answer}) + "\n"
+                             for question, answer in [("6 times 7", "42"), ("3 plus 4", "7")]))  # fmt: skip
+    config = TrainConfig.from_dict(agent_config(tmp_path, tiny_dir, tasks, advantage_baseline=baseline))
+    trainer = build_grpo_trainer(config, config.build_environment(), tiny_dir, tmp_path / "grpo")
+    force_tool_call_on_first_turns(trainer.rollout_func.generator, answer="42")
+    rows = [trainer.train_dataset[0]] * 2 + [trainer.train_dataset[1]] * 2
+    advantages = trainer._generate_and_score_completions(rows)["advantages"].tolist()
+    assert [r.reward for r in trainer.rollout_func.last_rollouts] == [1.0, 1.0, 0.0, 0.0]
+    if baseline == "group":  # GRPO: a group whose rollouts all scored the same carries no gradient
+        assert advantages == [0.0, 0.0, 0.0, 0.0]
+    else:  # the batch's mean: the failures are pushed down, the successes up
+        assert advantages[0] == advantages[1] > 0 > advantages[2] == advantages[3]
+        assert math.isclose(advantages[0], -advantages[2], rel_tol=1e-4)
 
 
 def test_train_an_agent_from_its_yaml_then_deploy_and_run_it(tmp_path: Path, tiny_dir: str, tasks: Path) -> None:

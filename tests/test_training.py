@@ -76,6 +76,8 @@ def test_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
         TrainConfig.from_dict({}, overrides=["grpo.steps"])
     with pytest.raises(ConfigError, match="resample_flat_groups must be >= 0"):
         TrainConfig.from_dict({"grpo": {"resample_flat_groups": -1}})
+    with pytest.raises(ConfigError, match="advantage_baseline must be 'group' or 'batch'"):
+        TrainConfig.from_dict({"grpo": {"advantage_baseline": "global"}})
 
 
 def test_resampling_flat_groups_is_refused_for_single_turn_environments(tmp_path: Path) -> None:

@@ -522,8 +522,12 @@ def _prefill_shared_prefix(model: Any, prompts: list[list[int]], cache_length: i
 
 
 def _cache_argument(model: Any) -> str:
-    """The name of the model's KV-cache argument: `cache` (transformers >= 5.2x), `past_key_values` before."""
-    return "cache" if "cache" in inspect.signature(type(model).forward).parameters else "past_key_values"
+    """
+    The name of the model's KV-cache argument: `cache` (transformers >= 5.2x), `past_key_values` before. A peft
+    model forwards `**kwargs` to the model it wraps, so that model's signature decides.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(type(base).forward).parameters else "past_key_values"
 
 
 def _returned_cache(output: Any) -> Any:

@@ -71,6 +71,9 @@ class GRPOSettings:
     :param resample_flat_groups: Multi-turn and tool environments: play a group whose rollouts all got the
         same reward (no gradient) again on another training example, up to this many times a step (DAPO's
         dynamic sampling; 0 = off). Costs generation time; pays when most groups are flat (rare successes).
+    :param advantage_baseline: `group`: GRPO's advantages (reward minus its group's mean); `batch`: reward
+        minus the mean of the whole generation batch, so groups whose rollouts all failed still push down
+        what they did (see `haystack_rl.training.advantages`).
     :param extra: Any other `GRPOConfig` field, passed through as is.
     """
 
@@ -88,6 +91,7 @@ class GRPOSettings:
     max_episode_tokens: int | None = None
     max_minutes: float | None = None
     resample_flat_groups: int = 0
+    advantage_baseline: str = "group"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -183,6 +187,9 @@ class TrainConfig:
             )
         if self.grpo.resample_flat_groups < 0:
             raise ConfigError("grpo.resample_flat_groups must be >= 0")
+        if self.grpo.advantage_baseline not in ("group", "batch"):
+            raise ConfigError(f"grpo.advantage_baseline must be 'group' or 'batch', "
+                              f"got {self.grpo.advantage_baseline!r}")  # fmt: skip
         if self.save_steps < 1:
             raise ConfigError("save_steps must be >= 1")
         if self.agent is not None:

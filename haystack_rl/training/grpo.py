@@ -105,6 +105,8 @@ def build_grpo_trainer(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOTrainer
 
+    from haystack_rl.training.advantages import BatchBaselineGRPOTrainer
+
     output_dir = Path(output_dir)
     rollout_func: EnvRolloutFunc | None = None
     reward_funcs: list[Any]
@@ -130,7 +132,8 @@ def build_grpo_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     metrics_path = output_dir.parent / "metrics.jsonl"
-    trainer = GRPOTrainer(
+    trainer_class = BatchBaselineGRPOTrainer if config.grpo.advantage_baseline == "batch" else GRPOTrainer
+    trainer = trainer_class(
         model=model,
         reward_funcs=list(reward_funcs),
         args=grpo_args(config, output_dir, weights),
