@@ -28,4 +28,5 @@ test: setup
 ## Lint and type checks (run by CI).
 lint: setup
 	$(BIN)/ruff check haystack_rl envs tests bench examples
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy

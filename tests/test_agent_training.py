@@ -53,22 +53,26 @@ def agent_config(tmp_path: Path, model: str, tasks: Path, **grpo: Any) -> dict[s
     }
 
 
-def force_tool_call_on_first_turns(generator: Any, answer: str | None = None) -> None:
+def force_tool_call_on_first_turns(generator: Any, answer: str | list[str] | None = None) -> None:
     """
     Make every first reply of an episode a well-formed calculator call (the untrained tiny model emits none),
-    and with `answer` every later reply `<answer>{answer}</answer>`.
+    and with `answer` every later reply `<answer>{answer}</answer>` (a list: its answers in turn).
     """
+    from itertools import cycle
+
     from haystack_rl.generators.transformers import _Result
 
     sample = generator._generate
+    answers = cycle([answer] if isinstance(answer, str) else answer or [None])
 
     def generate(requests: list[Any]) -> list[Any]:
         results = sample(requests)
         tokenizer = generator.tokenizer
         for request, result in zip(requests, results):
             first = "<|im_start|>tool" not in tokenizer.decode(request.prompt_ids)
-            if first or answer is not None:
-                text = CALL if first else f"<answer>{answer}</answer>"
+            reply = None if first else next(answers)
+            if first or reply is not None:
+                text = CALL if first else f"<answer>{reply}</answer>"
                 ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
                 result.__dict__.update(vars(_Result(ids, [-1.0] * len(ids), "stop")))
         return results
@@ -101,14 +105,15 @@ def test_tool_results_carry_no_gradient(tmp_path: Path, tiny_dir: str, tasks: Pa
     assert trainer.rollout_func.pop_metrics() == {}  # popped: the next log line counts only new episodes
 
 
-@pytest.mark.parametrize("baseline", ["group", "batch"])
-def test_advantage_baseline(tmp_path: Path, tiny_dir: str, baseline: str) -> None:
+@pytest.mark.parametrize(("baseline", "negative_scale"), [("group", 1.0), ("batch", 1.0), ("batch", 0.25)])
+def test_advantage_options(tmp_path: Path, tiny_dir: str, baseline: str, negative_scale: float) -> None:
     from haystack_rl.training.grpo import build_grpo_trainer
 
     tasks = tmp_path / "two.jsonl"  # every episode answers 42: the first task always succeeds, the second never
     tasks.write_text("".join(json.dumps({"prompt": f"What is {question}?", "answer": answer}) + "\n"
                              for question, answer in [("6 times 7", "42"), ("3 plus 4", "7")]))  # fmt: skip
-    config = TrainConfig.from_dict(agent_config(tmp_path, tiny_dir, tasks, advantage_baseline=baseline))
+    options = {"advantage_baseline": baseline, "negative_advantage_scale": negative_scale}
+    config = TrainConfig.from_dict(agent_config(tmp_path, tiny_dir, tasks, **options))
     trainer = build_grpo_trainer(config, config.build_environment(), tiny_dir, tmp_path / "grpo")
     force_tool_call_on_first_turns(trainer.rollout_func.generator, answer="42")
     rows = [trainer.train_dataset[0]] * 2 + [trainer.train_dataset[1]] * 2
@@ -116,9 +121,40 @@ def test_advantage_baseline(tmp_path: Path, tiny_dir: str, baseline: str) -> Non
     assert [r.reward for r in trainer.rollout_func.last_rollouts] == [1.0, 1.0, 0.0, 0.0]
     if baseline == "group":  # GRPO: a group whose rollouts all scored the same carries no gradient
         assert advantages == [0.0, 0.0, 0.0, 0.0]
-    else:  # the batch's mean: the failures are pushed down, the successes up
+    else:  # the batch's mean: the failures are pushed down (by the scale's share), the successes up
         assert advantages[0] == advantages[1] > 0 > advantages[2] == advantages[3]
-        assert math.isclose(advantages[0], -advantages[2], rel_tol=1e-4)
+        assert math.isclose(advantages[2], -negative_scale * advantages[0], rel_tol=1e-4)
+
+
+def test_a_grpo_step_raises_rewarded_tool_rollouts_and_lowers_the_others(tmp_path: Path, tiny_dir: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from haystack_rl.training.grpo import build_grpo_trainer
+
+    tasks = tmp_path / "one.jsonl"  # one group of 4 episodes: call, tool result, then answers 42, 41, 42, 41
+    tasks.write_text(json.dumps({"prompt": "What is 6 times 7?", "answer": "42"}) + "\n")
+    sgd = {"optim": "sgd", "lr_scheduler_type": "constant", "max_grad_norm": 1e9}
+    grpo = {"steps": 1, "num_generations": 4, "lr": 0.01, "extra": sgd}
+    config = TrainConfig.from_dict(agent_config(tmp_path, tiny_dir, tasks, **grpo))
+    trainer = build_grpo_trainer(config, config.build_environment(), tiny_dir, tmp_path / "grpo")
+    force_tool_call_on_first_turns(trainer.rollout_func.generator, answer=["42", "41"])
+    trainer.train()
+    rollouts = trainer.rollout_func.last_rollouts
+    assert sorted(r.reward for r in rollouts) == [0.0, 0.0, 1.0, 1.0]
+
+    def logprob(model: Any, rollout: Any) -> float:  # of the tokens the model wrote, over all its turns
+        ids, mask, _ = rollout.completion_tokens()
+        tokens = torch.tensor([rollout.prompt_ids + ids])
+        with torch.no_grad():
+            logits = model(tokens).logits[0, len(rollout.prompt_ids) - 1 : -1].float()
+        per_token = torch.log_softmax(logits, -1).gather(1, torch.tensor(ids)[:, None])[:, 0]
+        return float((per_token * torch.tensor(mask)).sum())
+
+    before = AutoModelForCausalLM.from_pretrained(tiny_dir).eval()
+    after = trainer.model.eval()
+    change = {r.reward: logprob(after, r) - logprob(before, r) for r in rollouts}  # equal rollouts, equal change
+    assert change[1.0] > 0.01 and change[0.0] < -0.01
 
 
 def test_train_an_agent_from_its_yaml_then_deploy_and_run_it(tmp_path: Path, tiny_dir: str, tasks: Path) -> None:
@@ -162,6 +198,6 @@ def test_the_train_your_agent_example_runs(tmp_path: Path) -> None:
     command = [sys.executable, str(script), "--sft-steps", "2", "--grpo-steps", "1", "--output", str(tmp_path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=580, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    for line in ("before training: success", "after SFT:", "after GRPO:", "user: What is the capital of Selvia?"):
+    for line in ("before training: success", "after SFT:", "after GRPO:", "user: What does item"):
         assert line in done.stdout
     assert (tmp_path / "final" / "config.json").exists()

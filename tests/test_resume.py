@@ -64,8 +64,6 @@ def count_lines(path):
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-@pytest.mark.slow
-
 def kill_when(
     process: subprocess.Popen, ready: Callable[[], bool], timeout_s: float, what: str, output: Callable[[], str]
 ) -> None:
@@ -83,6 +81,8 @@ def kill_when(
             process.kill()
             process.wait()
 
+
+@pytest.mark.slow
 def test_killed_eval_resumes_without_duplicates(tmp_path, plugin_env):
     out = tmp_path / "run"
     results = out / "results.jsonl"

@@ -75,8 +75,10 @@ def test_to_dict_round_trip():
 
     rubric = Rubric([RewardFunction(lcs_reward, 1.0), RewardFunction(format_reward, 0.0, name="fmt")], normalize=False)
     again = Rubric.from_dict(rubric.to_dict())
-    assert [(f.func, f.weight, f.name) for f in again.functions] == [(lcs_reward, 1.0, "lcs_reward"),
-                                                                       (format_reward, 0.0, "fmt")]
+    assert [(f.func, f.weight, f.name) for f in again.functions] == [
+        (lcs_reward, 1.0, "lcs_reward"),
+        (format_reward, 0.0, "fmt"),
+    ]
     assert again.normalize is False
 
 

@@ -78,6 +78,8 @@ def test_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
         TrainConfig.from_dict({"grpo": {"resample_flat_groups": -1}})
     with pytest.raises(ConfigError, match="advantage_baseline must be 'group' or 'batch'"):
         TrainConfig.from_dict({"grpo": {"advantage_baseline": "global"}})
+    with pytest.raises(ConfigError, match=r"negative_advantage_scale must be in \[0, 1\], got 1.5"):
+        TrainConfig.from_dict({"grpo": {"negative_advantage_scale": 1.5}})
 
 
 def test_resampling_flat_groups_is_refused_for_single_turn_environments(tmp_path: Path) -> None:

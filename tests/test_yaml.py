@@ -22,6 +22,8 @@ PIPELINES = [
     for path in sorted((Path(__file__).parent.parent / "pipelines").glob("*.yml"))
     if "components" in (yaml.safe_load(path.read_text()) or {})
 ]
+
+
 @pytest.mark.parametrize("path", PIPELINES, ids=lambda p: p.name)
 def test_pipeline_loads_without_unsafe_and_round_trips(path):
     pipeline = Pipeline.loads(path.read_text())  # no unsafe=True, no extra allowed_modules

@@ -6,5 +6,12 @@ from haystack_rl.environments.multi_turn import MultiTurnEnv
 from haystack_rl.environments.single_turn import SingleTurnEnv
 from haystack_rl.environments.tool_env import ToolEnv
 
-__all__ = ["Environment", "EnvironmentCheckError", "MultiTurnEnv", "SingleTurnEnv", "State", "ToolEnv",
-           "check_environment"]
+__all__ = [
+    "Environment",
+    "EnvironmentCheckError",
+    "MultiTurnEnv",
+    "SingleTurnEnv",
+    "State",
+    "ToolEnv",
+    "check_environment",
+]

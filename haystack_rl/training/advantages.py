@@ -1,4 +1,7 @@
-"""Advantage baselines: GRPO's per-group mean (TRL as is) or the mean of the whole generation batch."""
+"""
+Advantage options: GRPO's per-group baseline (TRL as is) or the whole generation batch's, and how much
+negative advantages count.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +11,38 @@ import torch
 from trl import GRPOTrainer
 
 
-class BatchBaselineGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
+class AdvantageGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     """
-    `GRPOTrainer` whose advantages are `(reward - batch mean) / batch std` over the whole generation batch.
+    `GRPOTrainer` with a choice of advantage baseline and a scale for negative advantages (at the defaults,
+    TRL's GRPO as is). `build_grpo_trainer` builds it from the `grpo` section of a config.
 
-    GRPO subtracts each group's own mean, so a group whose rollouts all failed carries no gradient: on a
-    problem the policy never solves, nothing pushes down what it keeps doing there. With the batch's mean
-    as the baseline (REINFORCE with a batch baseline), every failure below the batch's average is pushed
-    down, in its own context. Chosen with `grpo.advantage_baseline: batch`.
+    - `advantage_baseline="batch"`: advantages are `(reward - batch mean) / batch std` over the whole
+      generation batch. GRPO subtracts each group's own mean, so a group whose rollouts all failed carries
+      no gradient: on a problem the policy never solves, nothing pushes down what it keeps doing there.
+      With the batch's mean (REINFORCE with a batch baseline), every failure below the batch's average is
+      pushed down, in its own context. `grpo.advantage_baseline: batch`.
+    - `negative_advantage_scale`: negative advantages are multiplied by it (1: GRPO; 0: learn only from
+      rollouts better than their baseline, like rejection-sampling fine-tuning). On a peaked policy the
+      failed rollouts' rare tokens take most of a plain step. `grpo.negative_advantage_scale`.
 
     Usage example:
     ```python
-    from haystack_rl.training.advantages import BatchBaselineGRPOTrainer
+    from haystack_rl.training.advantages import AdvantageGRPOTrainer
 
-    # BatchBaselineGRPOTrainer(model=..., reward_funcs=..., args=GRPOConfig(...)): GRPOTrainer's arguments
+    # AdvantageGRPOTrainer(model=..., reward_funcs=..., args=GRPOConfig(...), advantage_baseline="batch",
+    #                      negative_advantage_scale=0.5): GRPOTrainer's arguments, plus these two
     ```
     """
 
     _rewards_per_func: torch.Tensor | None = None
+
+    def __init__(self, *args: Any, advantage_baseline: str = "group", negative_advantage_scale: float = 1.0,
+                 **kwargs: Any) -> None:  # fmt: skip
+        if advantage_baseline not in ("group", "batch"):
+            raise ValueError(f"advantage_baseline must be 'group' or 'batch', got {advantage_baseline!r}")
+        self.advantage_baseline = advantage_baseline
+        self.negative_advantage_scale = negative_advantage_scale
+        super().__init__(*args, **kwargs)
 
     def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
@@ -34,13 +51,16 @@ class BatchBaselineGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output: dict[str, Any] = super()._generate_and_score_completions(inputs)
-        if self._rewards_per_func is not None:
+        if self.advantage_baseline == "batch" and self._rewards_per_func is not None:
             per_func = self._rewards_per_func
             advantages = batch_advantages(per_func, self.reward_weights.to(per_func.device))
             local = len(output["advantages"])
             start = self.accelerator.process_index * local
             output["advantages"] = advantages[start : start + local].to(output["advantages"].device)
-            self._rewards_per_func = None
+        self._rewards_per_func = None
+        if self.negative_advantage_scale != 1.0:
+            advantages = output["advantages"]
+            output["advantages"] = torch.where(advantages < 0, advantages * self.negative_advantage_scale, advantages)
         return output
 
 

@@ -74,6 +74,8 @@ class GRPOSettings:
     :param advantage_baseline: `group`: GRPO's advantages (reward minus its group's mean); `batch`: reward
         minus the mean of the whole generation batch, so groups whose rollouts all failed still push down
         what they did (see `haystack_rl.training.advantages`).
+    :param negative_advantage_scale: Multiplies negative advantages (1: GRPO; 0: learn only from rollouts
+        that beat their baseline; between: failures push down less than successes pull up).
     :param extra: Any other `GRPOConfig` field, passed through as is.
     """
 
@@ -92,6 +94,7 @@ class GRPOSettings:
     max_minutes: float | None = None
     resample_flat_groups: int = 0
     advantage_baseline: str = "group"
+    negative_advantage_scale: float = 1.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,6 +193,9 @@ class TrainConfig:
         if self.grpo.advantage_baseline not in ("group", "batch"):
             raise ConfigError(f"grpo.advantage_baseline must be 'group' or 'batch', "
                               f"got {self.grpo.advantage_baseline!r}")  # fmt: skip
+        if not 0.0 <= self.grpo.negative_advantage_scale <= 1.0:
+            raise ConfigError(f"grpo.negative_advantage_scale must be in [0, 1], "
+                              f"got {self.grpo.negative_advantage_scale}")  # fmt: skip
         if self.save_steps < 1:
             raise ConfigError("save_steps must be >= 1")
         if self.agent is not None:

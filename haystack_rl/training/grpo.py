@@ -103,9 +103,8 @@ def build_grpo_trainer(
     through `EnvRolloutFunc` (TRL's `rollout_func`: the environment loop, `env_mask` on its tokens).
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import GRPOTrainer
 
-    from haystack_rl.training.advantages import BatchBaselineGRPOTrainer
+    from haystack_rl.training.advantages import AdvantageGRPOTrainer
 
     output_dir = Path(output_dir)
     rollout_func: EnvRolloutFunc | None = None
@@ -132,8 +131,7 @@ def build_grpo_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     metrics_path = output_dir.parent / "metrics.jsonl"
-    trainer_class = BatchBaselineGRPOTrainer if config.grpo.advantage_baseline == "batch" else GRPOTrainer
-    trainer = trainer_class(
+    trainer = AdvantageGRPOTrainer(
         model=model,
         reward_funcs=list(reward_funcs),
         args=grpo_args(config, output_dir, weights),
@@ -147,6 +145,8 @@ def build_grpo_trainer(
             *([TimeLimitCallback(config.grpo.max_minutes)] if config.grpo.max_minutes else []),
             *(callbacks or []),
         ],
+        advantage_baseline=config.grpo.advantage_baseline,
+        negative_advantage_scale=config.grpo.negative_advantage_scale,
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
     return trainer
