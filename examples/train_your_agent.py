@@ -19,6 +19,7 @@ from haystack_rl import ToolEnv
 from haystack_rl.generators import TransformersChatGenerator
 from haystack_rl.models.tiny import resolve_model
 from haystack_rl.training import TrainConfig
+from haystack_rl.training.cli import RichProgressCallback, training_progress
 from haystack_rl.training.evaluation import evaluate, make_policy
 from haystack_rl.training.grpo import run_grpo
 from haystack_rl.training.sft import run_sft
@@ -87,9 +88,11 @@ def main() -> None:
 
     base = str(resolve_model("tiny"))
     print(f"before training: success {success(base):.2f}")
-    sft_dir, _ = run_sft(config, env, base, out / "sft")  # warm start on the expert's transcripts
-    print(f"after SFT:       success {success(sft_dir):.2f}")
-    final, _ = run_grpo(config, env, sft_dir, out / "grpo", out / "final")  # GRPO through the same tool loop
+    with training_progress() as progress:  # a progress bar per training stage
+        bars = [RichProgressCallback(progress)]
+        sft_dir, _ = run_sft(config, env, base, out / "sft", callbacks=bars)  # warm start on the expert's transcripts
+        progress.console.print(f"after SFT:       success {success(sft_dir):.2f}")
+        final, _ = run_grpo(config, env, sft_dir, out / "grpo", out / "final", callbacks=bars)  # the same tool loop
     print(f"after GRPO:      success {success(final):.2f}")
 
     # 5. Deploy: the same agent, only its generator's model path changed.

@@ -49,6 +49,21 @@ class RichProgressCallback(TrainerCallback):
         return "  ".join(f"{k} {v:.3f}" for k, v in self.last.items() if isinstance(v, int | float))
 
 
+def training_progress(console: Console | None = None) -> Progress:
+    """
+    A rich `Progress` laid out for `RichProgressCallback`: stage, bar, steps, time, last loss / reward.
+
+    Usage example:
+    ```python
+    with training_progress() as progress:
+        run_sft(config, env, "tiny", "runs/x/sft", callbacks=[RichProgressCallback(progress)])
+    ```
+    """
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[info]}"))  # fmt: skip
+    return Progress(*columns, console=console)
+
+
 def eval_table(metrics: dict[str, Any]) -> Table:
     """Before / after-SFT / after eval summaries as a rich table (reward and each reward function)."""
     columns = [("before", metrics.get("eval_before")), ("after SFT", metrics.get("eval_sft")),
@@ -94,9 +109,7 @@ def train(
     if not is_main_process():  # under torchrun the other ranks train silently; rank 0 reports
         trainer.run(resume=resume)
         return
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[info]}"))  # fmt: skip
-    with Progress(*columns, console=console) as progress:
+    with training_progress(console) as progress:
         trainer.add_callback(RichProgressCallback(progress))
         result = trainer.run(resume=resume)
     metrics = result["metrics"]
