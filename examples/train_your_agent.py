@@ -91,7 +91,7 @@ def main() -> None:
     with training_progress() as progress:  # a progress bar per training stage
         bars = [RichProgressCallback(progress)]
         sft_dir, _ = run_sft(config, env, base, out / "sft", callbacks=bars)  # warm start on the expert's transcripts
-        progress.console.print(f"after SFT:       success {success(sft_dir):.2f}")
+        print(f"after SFT:       success {success(sft_dir):.2f}")  # printed above the bars
         final, _ = run_grpo(config, env, sft_dir, out / "grpo", out / "final", callbacks=bars)  # the same tool loop
     print(f"after GRPO:      success {success(final):.2f}")
 

@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from haystack_rl.training.config import ADVANTAGE_BASELINES
+
 
 class AdvantageGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     """
@@ -38,7 +40,7 @@ class AdvantageGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
 
     def __init__(self, *args: Any, advantage_baseline: str = "group", negative_advantage_scale: float = 1.0,
                  **kwargs: Any) -> None:  # fmt: skip
-        if advantage_baseline not in ("group", "batch"):
+        if advantage_baseline not in ADVANTAGE_BASELINES:
             raise ValueError(f"advantage_baseline must be 'group' or 'batch', got {advantage_baseline!r}")
         self.advantage_baseline = advantage_baseline
         self.negative_advantage_scale = negative_advantage_scale

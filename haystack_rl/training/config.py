@@ -48,6 +48,10 @@ class SFTSettings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+ADVANTAGE_BASELINES = ("group", "batch")
+"""Values of `grpo.advantage_baseline` (see `haystack_rl.training.advantages`)."""
+
+
 @dataclass
 class GRPOSettings:
     """
@@ -190,7 +194,7 @@ class TrainConfig:
             )
         if self.grpo.resample_flat_groups < 0:
             raise ConfigError("grpo.resample_flat_groups must be >= 0")
-        if self.grpo.advantage_baseline not in ("group", "batch"):
+        if self.grpo.advantage_baseline not in ADVANTAGE_BASELINES:
             raise ConfigError(f"grpo.advantage_baseline must be 'group' or 'batch', "
                               f"got {self.grpo.advantage_baseline!r}")  # fmt: skip
         if not 0.0 <= self.grpo.negative_advantage_scale <= 1.0:
