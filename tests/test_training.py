@@ -402,6 +402,29 @@ def test_time_limit_stops_training(monkeypatch: pytest.MonkeyPatch) -> None:
     assert TrainConfig.from_dict({"grpo": {"max_minutes": 30}}).grpo.max_minutes == 30
 
 
+def test_progress_bar_shows_the_step_just_logged_and_each_stage_its_own_figures() -> None:
+    from rich.console import Console
+    from transformers import TrainerControl, TrainerState
+
+    from haystack_rl.training.cli import RichProgressCallback, training_progress
+
+    class SFTConfig: ...
+
+    class GRPOConfig: ...
+
+    progress = training_progress(Console(file=None, force_terminal=False, quiet=True))
+    callback, control = RichProgressCallback(progress), TrainerControl()
+    for args, logs in ((SFTConfig(), {"loss": 1.25}), (GRPOConfig(), {"reward": 0.5})):
+        state = TrainerState(max_steps=1)
+        callback.on_train_begin(args, state, control)  # type: ignore[arg-type]
+        state.global_step = 1
+        callback.on_step_end(args, state, control)  # type: ignore[arg-type]
+        callback.on_log(args, state, control, logs=logs)  # type: ignore[arg-type]  # HF logs after on_step_end
+    sft, grpo = progress.tasks
+    assert (sft.description, sft.fields["info"]) == ("SFT", "loss 1.250")
+    assert (grpo.description, grpo.fields["info"]) == ("GRPO", "reward 0.500")
+
+
 # --- several processes (torchrun, gloo) ---------------------------------------------------------
 RANK_LOGGING_LAUNCHER = '''
 """`haystack-rl train` with a callback that logs, per process, its rank, the world size and each step."""

@@ -27,6 +27,7 @@ class RichProgressCallback(TrainerCallback):
     ) -> None:
         """Open a bar for the stage (GRPO's args are a GRPOConfig, SFT's an SFTConfig)."""
         stage = "GRPO" if type(args).__name__.startswith("GRPO") else "SFT"
+        self.last = {}  # a stage's bar shows its own figures, not the previous stage's
         self.task = self.progress.add_task(stage, total=state.max_steps, completed=state.global_step, info="")
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
@@ -42,8 +43,10 @@ class RichProgressCallback(TrainerCallback):
         logs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        """Remember the last loss / reward for the bar's text."""
+        """Show the last loss / reward (HF logs after `on_step_end`, so the bar's text is refreshed here too)."""
         self.last.update({k: v for k, v in (logs or {}).items() if k in ("loss", "reward", "reward_std")})
+        if self.task is not None:
+            self.progress.update(self.task, info=self._info())
 
     def _info(self) -> str:
         return "  ".join(f"{k} {v:.3f}" for k, v in self.last.items() if isinstance(v, int | float))
