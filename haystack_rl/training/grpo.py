@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -131,23 +132,25 @@ def build_grpo_trainer(
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     metrics_path = output_dir.parent / "metrics.jsonl"
-    trainer = AdvantageGRPOTrainer(
-        model=model,
-        reward_funcs=list(reward_funcs),
-        args=grpo_args(config, output_dir, weights),
-        train_dataset=train_dataset(environment, config.seed),
-        processing_class=tokenizer,
-        rollout_func=rollout_func,
-        peft_config=lora_config(config) if config.lora.enabled else None,
-        callbacks=[
-            JsonlMetricsCallback(metrics_path, "grpo", extra=rollout_func.pop_metrics if rollout_func else None),
-            PeriodicEvalCallback(config, environment, metrics_path),
-            *([TimeLimitCallback(config.grpo.max_minutes)] if config.grpo.max_minutes else []),
-            *(callbacks or []),
-        ],
-        advantage_baseline=config.grpo.advantage_baseline,
-        negative_advantage_scale=config.grpo.negative_advantage_scale,
-    )
+    with warnings.catch_warnings():  # this package is what uses TRL's experimental rollout_func, not the user
+        warnings.filterwarnings("ignore", message="You are using 'rollout_func'")
+        trainer = AdvantageGRPOTrainer(
+            model=model,
+            reward_funcs=list(reward_funcs),
+            args=grpo_args(config, output_dir, weights),
+            train_dataset=train_dataset(environment, config.seed),
+            processing_class=tokenizer,
+            rollout_func=rollout_func,
+            peft_config=lora_config(config) if config.lora.enabled else None,
+            callbacks=[
+                JsonlMetricsCallback(metrics_path, "grpo", extra=rollout_func.pop_metrics if rollout_func else None),
+                PeriodicEvalCallback(config, environment, metrics_path),
+                *([TimeLimitCallback(config.grpo.max_minutes)] if config.grpo.max_minutes else []),
+                *(callbacks or []),
+            ],
+            advantage_baseline=config.grpo.advantage_baseline,
+            negative_advantage_scale=config.grpo.negative_advantage_scale,
+        )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
     return trainer
 
