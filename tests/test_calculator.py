@@ -59,6 +59,20 @@ def test_problems_are_reproducible_with_integer_answers_and_recoverable_expressi
     assert expression_of("What is the meaning of life?") is None
 
 
+def test_train_templates_limit_the_training_kinds_and_leave_the_eval_split_alone() -> None:
+    everything = CalculatorEnv(num_train_examples=60, num_eval_examples=30)
+    limited = CalculatorEnv(num_train_examples=60, num_eval_examples=30, train_templates=[3, 0])
+    assert limited.examples("eval") == everything.examples("eval")
+    assert len(limited.examples("train")) == 60
+    assert {example["template"] for example in limited.examples("train")} == {0, 3}
+    restored = CalculatorEnv.from_dict(limited.to_dict())
+    assert restored.examples("train") == limited.examples("train") and restored.train_templates == [0, 3]
+    with pytest.raises(ValueError, match="train_templates"):
+        CalculatorEnv(train_templates=[6])
+    with pytest.raises(ValueError, match="train_templates"):
+        CalculatorEnv(train_templates=[])
+
+
 def test_oracle_scores_at_least_095_and_the_no_tool_floor_is_low() -> None:
     env = load_environment("calculator", num_eval_examples=50)
     scores = {}

@@ -168,7 +168,8 @@ class CalculatorEnv(ToolEnv):
     for near misses (`"numeric_closeness"`) or for each operator of the call that matches the problem's
     expression (`"operator_credit"`, see `operator_credit`). Tool-call counts, errors and validity are reported
     as metrics; `tool_error_penalty` makes each failed call cost that much reward (then success needs an
-    error-free rollout).
+    error-free rollout). `train_templates` (indices into `TEMPLATES`) limits the training problems to those kinds,
+    e.g. to leave out a kind the model already solves; the eval split keeps every kind.
 
     Usage example:
     ```python
@@ -192,12 +193,18 @@ class CalculatorEnv(ToolEnv):
         data_seed: int = 0,
         answer_reward: str = "numeric_match",
         tool_error_penalty: float = 0.0,
+        train_templates: list[int] | None = None,
     ) -> None:
         self.num_train_examples, self.num_eval_examples = num_train_examples, num_eval_examples
         self.data_seed = data_seed
         rng = random.Random(data_seed)
         evaluation = [{"id": f"eval-{i}", **make_problem(rng)} for i in range(num_eval_examples)]
-        train = [{"id": f"train-{i}", **make_problem(rng)} for i in range(num_train_examples)]
+        kinds = sorted(set(range(len(TEMPLATES)) if train_templates is None else train_templates))
+        if not kinds or not set(kinds) <= set(range(len(TEMPLATES))):
+            raise ValueError(f"train_templates must name templates 0-{len(TEMPLATES) - 1}, got {train_templates}")
+        self.train_templates = None if train_templates is None else kinds
+        problems = (problem for problem in iter(lambda: make_problem(rng), None) if problem["template"] in kinds)
+        train = [{"id": f"train-{i}", **next(problems)} for i in range(num_train_examples)]
         rewards = {f.__name__: f for f in (numeric_match, numeric_closeness, operator_credit)}
         if answer_reward not in rewards:
             raise ValueError(f"answer_reward must be one of {', '.join(rewards)}, not {answer_reward!r}")
@@ -229,6 +236,7 @@ class CalculatorEnv(ToolEnv):
             data_seed=self.data_seed,
             answer_reward=self.answer_reward,
             tool_error_penalty=self.tool_error_penalty,
+            train_templates=self.train_templates,
         )
 
     @classmethod
