@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import Counter
 from fractions import Fraction
 from typing import Any
 
@@ -59,7 +60,7 @@ def test_problems_are_reproducible_with_integer_answers_and_recoverable_expressi
     assert expression_of("What is the meaning of life?") is None
 
 
-def test_train_templates_limit_the_training_kinds_and_leave_the_eval_split_alone() -> None:
+def test_train_templates_limit_and_weight_the_training_kinds_and_leave_the_eval_split_alone() -> None:
     everything = CalculatorEnv(num_train_examples=60, num_eval_examples=30)
     limited = CalculatorEnv(num_train_examples=60, num_eval_examples=30, train_templates=[3, 0])
     assert limited.examples("eval") == everything.examples("eval")
@@ -67,6 +68,10 @@ def test_train_templates_limit_the_training_kinds_and_leave_the_eval_split_alone
     assert {example["template"] for example in limited.examples("train")} == {0, 3}
     restored = CalculatorEnv.from_dict(limited.to_dict())
     assert restored.examples("train") == limited.examples("train") and restored.train_templates == [0, 3]
+    weighted = CalculatorEnv(num_train_examples=400, num_eval_examples=30, train_templates=[0, 0, 0, 2])
+    counts = Counter(example["template"] for example in weighted.examples("train"))
+    assert set(counts) == {0, 2} and 2.2 < counts[0] / counts[2] < 4.0
+    assert CalculatorEnv.from_dict(weighted.to_dict()).examples("train") == weighted.examples("train")
     with pytest.raises(ValueError, match="train_templates"):
         CalculatorEnv(train_templates=[6])
     with pytest.raises(ValueError, match="train_templates"):

@@ -37,6 +37,7 @@ def test_reply_ids_decode_to_text(make_generator: Any) -> None:
     _check_reply(generator, USER, reply)
     assert reply.meta["model"] == generator.model
     assert len(reply.meta["completion_ids"]) <= 20
+    assert generator._model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # device="auto"
 
 
 def test_eos_is_generated_and_cut(make_generator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,6 +195,8 @@ def test_bad_arguments(make_generator: Any) -> None:
         TransformersChatGenerator(history="rewrite")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="warm_up"):
         TransformersChatGenerator().build_prompt(USER)
+    with pytest.raises(RuntimeError, match="gpu"):
+        make_generator(device="gpu")
 
 
 def test_serialization_round_trip(qwen3_think_template: Any) -> None:

@@ -169,7 +169,8 @@ class CalculatorEnv(ToolEnv):
     expression (`"operator_credit"`, see `operator_credit`). Tool-call counts, errors and validity are reported
     as metrics; `tool_error_penalty` makes each failed call cost that much reward (then success needs an
     error-free rollout). `train_templates` (indices into `TEMPLATES`) limits the training problems to those kinds,
-    e.g. to leave out a kind the model already solves; the eval split keeps every kind.
+    e.g. to leave out a kind the model already solves, a kind named n times drawn n times as often as one named
+    once (`[0, 0, 2]`: two `a*b-c` problems for each `a/b`); the eval split keeps every kind.
 
     Usage example:
     ```python
@@ -199,11 +200,18 @@ class CalculatorEnv(ToolEnv):
         self.data_seed = data_seed
         rng = random.Random(data_seed)
         evaluation = [{"id": f"eval-{i}", **make_problem(rng)} for i in range(num_eval_examples)]
-        kinds = sorted(set(range(len(TEMPLATES)) if train_templates is None else train_templates))
+        kinds = sorted(range(len(TEMPLATES)) if train_templates is None else train_templates)
         if not kinds or not set(kinds) <= set(range(len(TEMPLATES))):
             raise ValueError(f"train_templates must name templates 0-{len(TEMPLATES) - 1}, got {train_templates}")
         self.train_templates = None if train_templates is None else kinds
-        problems = (problem for problem in iter(lambda: make_problem(rng), None) if problem["template"] in kinds)
+        share = {kind: kinds.count(kind) / max(map(kinds.count, kinds)) for kind in kinds}
+        accept = random.Random(data_seed + 1)  # own stream: the problems drawn stay the unweighted ones
+
+        def keep(problem: dict[str, Any]) -> bool:
+            chance = share.get(problem["template"], 0.0)
+            return chance == 1.0 or (chance > 0.0 and accept.random() < chance)
+
+        problems = filter(keep, iter(lambda: make_problem(rng), None))
         train = [{"id": f"train-{i}", **next(problems)} for i in range(num_train_examples)]
         rewards = {f.__name__: f for f in (numeric_match, numeric_closeness, operator_credit)}
         if answer_reward not in rewards:

@@ -99,7 +99,7 @@ class TransformersChatGenerator:
         top_p: float = 1.0,
         history: HistoryMode = "keep",
         max_batch_size: int = 32,
-        device: str = "cpu",
+        device: str = "auto",
         chat_template: str | None = None,
     ) -> None:
         """
@@ -112,7 +112,7 @@ class TransformersChatGenerator:
         :param history: "keep" (keep the history as generated when the template rewrites it) or "strict"
             (raise `ChatTemplateError` instead).
         :param max_batch_size: Most concurrent `run_async` requests batched into one forward pass.
-        :param device: Torch device, e.g. "cpu" or "cuda".
+        :param device: Torch device, e.g. "cpu" or "cuda"; "auto": "cuda" when a GPU is visible, else "cpu".
         :param chat_template: A Jinja chat template (text, or path to a `.jinja` file) replacing the tokenizer's.
         """
         if history not in ("keep", "strict"):
@@ -153,7 +153,10 @@ class TransformersChatGenerator:
             path = resolve_model(self.model)
             tokenizer = AutoTokenizer.from_pretrained(path)
             model: Any = AutoModelForCausalLM.from_pretrained(path)
-            self._use(model.to(torch.device(self.device)).eval(), tokenizer)
+            device = self.device
+            if device == "auto":
+                device = "cuda" if torch.cuda.is_available() else "cpu"
+            self._use(model.to(torch.device(device)).eval(), tokenizer)
 
     def use_model(self, model: Any, tokenizer: Any) -> None:
         """
