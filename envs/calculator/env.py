@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from typing import Any
 
 from haystack import default_from_dict, default_to_dict
@@ -204,7 +205,8 @@ class CalculatorEnv(ToolEnv):
         if not kinds or not set(kinds) <= set(range(len(TEMPLATES))):
             raise ValueError(f"train_templates must name templates 0-{len(TEMPLATES) - 1}, got {train_templates}")
         self.train_templates = None if train_templates is None else kinds
-        share = {kind: kinds.count(kind) / max(map(kinds.count, kinds)) for kind in kinds}
+        counts = Counter(kinds)
+        share = {kind: count / max(counts.values()) for kind, count in counts.items()}
         accept = random.Random(data_seed + 1)  # own stream: the problems drawn stay the unweighted ones
 
         def keep(problem: dict[str, Any]) -> bool:
