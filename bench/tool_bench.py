@@ -3,7 +3,9 @@
 Used by bench/train_calculator.py and bench/train_search_qa.py (run those). For each warm-start quality it
 trains `tiny` with `Trainer` (SFT on `demonstrate(quality=...)` transcripts, then GRPO through the
 environment's tool loop) and prints success, tool-error rate, tool calls per rollout and the share of
-rollouts answering without a tool: after SFT and after GRPO, on the eval split, greedy.
+rollouts answering without a tool: after SFT and after GRPO, on the eval split, greedy, and again sampled
+at GRPO's temperature (`--sampled-rollouts` per example): a greedy warm start can make no tool errors at
+all while the policy GRPO samples from makes many, so the sampled rate is the one that can fall.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from haystack_rl.training import Trainer
 from haystack_rl.training.config import TrainConfig
+from haystack_rl.training.evaluation import evaluate, make_policy
 
 FIGURES = ("success", "tool_error_rate", "tool_calls_per_rollout", "no_tool_share")
 
@@ -27,9 +30,25 @@ def parse_args(description: str, output: str) -> argparse.Namespace:
     parser.add_argument("--grpo-steps", type=int, default=1000)
     parser.add_argument("--grpo-minutes", type=float, default=30.0, help="stop GRPO after this long (0: no limit)")
     parser.add_argument("--eval-examples", type=int, default=100)
+    parser.add_argument(
+        "--sampled-rollouts",
+        type=int,
+        default=2,
+        help="rollouts per eval example at GRPO's temperature, warm start and final (0: skip)",
+    )
     parser.add_argument("--output", default=output)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
     return parser.parse_args()
+
+
+def sampled_eval(config: dict[str, Any], model_dir: str, rollouts: int) -> dict[str, Any]:
+    """Success and tool use of `model_dir` on the eval split, sampled at GRPO's temperature."""
+    parsed = TrainConfig.from_dict(config)
+    max_new, temperature = parsed.eval.max_new_tokens or parsed.grpo.max_new_tokens, parsed.grpo.temperature
+    policy = make_policy(model_dir, max_new, temperature)
+    summary = evaluate(parsed.build_environment(), policy, parsed.eval.num_examples, rollouts, parsed.seed,
+                       {"max_new_tokens": max_new, "temperature": temperature})  # fmt: skip
+    return {k: summary.get(k) for k in FIGURES}
 
 
 def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_tokens: int = 128) -> None:
@@ -49,29 +68,37 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
             "eval": {"num_examples": args.eval_examples, "temperature": 0.0, "max_new_tokens": max_new_tokens},
         }, overrides=args.set).to_dict()  # fmt: skip
         start = time.perf_counter()
-        metrics = Trainer(config).run()["metrics"]
+        trained = Trainer(config).run()
+        metrics = trained["metrics"]
         grpo_ran = config["grpo"]["steps"] > 0
         # with `--set sft.enabled=false --set model=DIR` the warm start is DIR, evaluated as "before"; without
         # GRPO (`--grpo-steps 0`) the last evaluation is the warm start's
         warm = metrics.get("eval_sft") or (metrics["eval_before"] if grpo_ran else metrics["eval_after"])
+        warm_dir = f"{config['output_dir']}/sft/final" if config["sft"]["enabled"] else metrics["base_model"]
+        sample = args.sampled_rollouts
         results[quality] = {
             "after_sft": {k: warm.get(k) for k in FIGURES},
             "after_grpo": {k: metrics["eval_after"].get(k) if grpo_ran else None for k in FIGURES},
+            "sampled_after_sft": sampled_eval(config, warm_dir, sample) if sample else None,
+            "sampled_after_grpo": sampled_eval(config, trained["model_dir"], sample) if sample and grpo_ran else None,
             "sft_s": metrics.get("sft_wall_s"),
             "grpo_s": metrics.get("grpo_wall_s"),
             "grpo_steps": metrics.get("grpo_steps_done"),
             "total_s": time.perf_counter() - start,
         }
     sft = f"SFT {args.sft_steps} steps" if config["sft"]["enabled"] else f"warm start {config['model']} (no SFT)"
-    print(f"\n{env}: eval split ({args.eval_examples} examples, greedy); {sft}, "
+    print(f"\n{env}: eval split ({args.eval_examples} examples, greedy; sampled_*: temperature "
+          f"{config['grpo']['temperature']:g}, {args.sampled_rollouts} per example); {sft}, "
           f"GRPO up to {args.grpo_steps} steps / {args.grpo_minutes:g} min")  # fmt: skip
-    print(f"{'warm start':<12} {'stage':<11}" + "".join(f"{name:>24}" for name in FIGURES))
+    print(f"{'warm start':<12} {'stage':<19}" + "".join(f"{name:>24}" for name in FIGURES))
     for quality, result in results.items():
-        for stage in ("after_sft", "after_grpo"):
+        for stage in ("after_sft", "after_grpo", "sampled_after_sft", "sampled_after_grpo"):
+            if result[stage] is None:
+                continue
             cells = "".join(
                 f"{value:>24.3f}" if isinstance(value, float) else f"{'-':>24}" for value in result[stage].values()
             )
-            print(f"{quality:<12} {stage:<11}{cells}")
+            print(f"{quality:<12} {stage:<19}{cells}")
         print(
             f"{'':<12} wall: SFT {result['sft_s'] or 0:.0f} s, GRPO {result['grpo_s'] or 0:.0f} s "
             f"({result['grpo_steps']} steps)"
