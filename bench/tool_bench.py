@@ -17,7 +17,7 @@ from typing import Any
 
 from haystack_rl.training import Trainer
 from haystack_rl.training.config import TrainConfig
-from haystack_rl.training.evaluation import evaluate, make_policy
+from haystack_rl.training.evaluation import evaluate_model
 
 FIGURES = ("success", "tool_error_rate", "tool_calls_per_rollout", "no_tool_share")
 
@@ -44,10 +44,9 @@ def parse_args(description: str, output: str) -> argparse.Namespace:
 def sampled_eval(config: dict[str, Any], model_dir: str, rollouts: int) -> dict[str, Any]:
     """Success and tool use of `model_dir` on the eval split, sampled at GRPO's temperature."""
     parsed = TrainConfig.from_dict(config)
-    max_new, temperature = parsed.eval.max_new_tokens or parsed.grpo.max_new_tokens, parsed.grpo.temperature
-    policy = make_policy(model_dir, max_new, temperature)
-    summary = evaluate(parsed.build_environment(), policy, parsed.eval.num_examples, rollouts, parsed.seed,
-                       {"max_new_tokens": max_new, "temperature": temperature})  # fmt: skip
+    max_new = parsed.eval.max_new_tokens or parsed.grpo.max_new_tokens
+    summary = evaluate_model(parsed.build_environment(), model_dir, max_new, parsed.grpo.temperature,
+                             parsed.eval.num_examples, rollouts, parsed.seed)  # fmt: skip
     return {k: summary.get(k) for k in FIGURES}
 
 

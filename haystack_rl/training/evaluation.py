@@ -67,3 +67,18 @@ def evaluate(
         num_examples=num_examples,
     )
     return summarize(runner.run()["rollouts"])
+
+
+def evaluate_model(
+    environment: Environment,
+    model: str,
+    max_new_tokens: int,
+    temperature: float,
+    num_examples: int | None = None,
+    rollouts_per_example: int = 1,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """`evaluate` a model directory, sampled at `temperature` (0: greedy) with at most `max_new_tokens` per turn."""
+    policy = make_policy(model, max_new_tokens, temperature)
+    generation_kwargs = {"max_new_tokens": max_new_tokens, "temperature": temperature}
+    return evaluate(environment, policy, num_examples, rollouts_per_example, seed, generation_kwargs)

@@ -15,7 +15,7 @@ from haystack_rl.models.tiny import resolve_model
 from haystack_rl.training.callbacks import CURVE_FILE, METRICS_FILE, append_record, plot_learning_curve
 from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.distributed import is_main_process, wait_for_everyone
-from haystack_rl.training.evaluation import evaluate, make_policy
+from haystack_rl.training.evaluation import evaluate_model
 from haystack_rl.training.grpo import run_grpo
 from haystack_rl.training.sft import run_sft, save_plain_model
 
@@ -115,14 +115,8 @@ class Trainer:
     def _evaluate(self, config: TrainConfig, environment: Any, model_dir: str, label: str) -> dict[str, Any]:
         max_new = config.eval.max_new_tokens or config.grpo.max_new_tokens
         start = time.perf_counter()
-        summary = evaluate(
-            environment,
-            make_policy(model_dir, max_new, config.eval.temperature),
-            config.eval.num_examples,
-            config.eval.rollouts_per_example,
-            config.seed,
-            {"max_new_tokens": max_new, "temperature": config.eval.temperature},
-        )
+        summary = evaluate_model(environment, model_dir, max_new, config.eval.temperature, config.eval.num_examples,
+                                 config.eval.rollouts_per_example, config.seed)  # fmt: skip
         summary["wall_s"] = time.perf_counter() - start
         append_record(Path(config.output_dir) / METRICS_FILE, {"stage": "eval", "label": label, "time": time.time(),
                                                               "eval_reward": summary["reward"]})  # fmt: skip
