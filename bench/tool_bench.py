@@ -41,12 +41,11 @@ def parse_args(description: str, output: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def sampled_eval(config: dict[str, Any], model_dir: str, rollouts: int) -> dict[str, Any]:
+def sampled_eval(config: TrainConfig, environment: Any, model_dir: str, rollouts: int) -> dict[str, Any]:
     """Success and tool use of `model_dir` on the eval split, sampled at GRPO's temperature."""
-    parsed = TrainConfig.from_dict(config)
-    max_new = parsed.eval.max_new_tokens or parsed.grpo.max_new_tokens
-    summary = evaluate_model(parsed.build_environment(), model_dir, max_new, parsed.grpo.temperature,
-                             parsed.eval.num_examples, rollouts, parsed.seed)  # fmt: skip
+    max_new = config.eval.max_new_tokens or config.grpo.max_new_tokens
+    summary = evaluate_model(environment, model_dir, max_new, config.grpo.temperature, config.eval.num_examples,
+                             rollouts, config.seed)  # fmt: skip
     return {k: summary.get(k) for k in FIGURES}
 
 
@@ -73,13 +72,17 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
         # with `--set sft.enabled=false --set model=DIR` the warm start is DIR, evaluated as "before"; without
         # GRPO (`--grpo-steps 0`) the last evaluation is the warm start's
         warm = metrics.get("eval_sft") or (metrics["eval_before"] if grpo_ran else metrics["eval_after"])
-        warm_dir = f"{config['output_dir']}/sft/final" if config["sft"]["enabled"] else metrics["base_model"]
+        warm_dir = metrics.get("sft_model", metrics["base_model"])
         sample = args.sampled_rollouts
+        parsed = TrainConfig.from_dict(config)
+        environment = parsed.build_environment() if sample else None
         results[quality] = {
             "after_sft": {k: warm.get(k) for k in FIGURES},
             "after_grpo": {k: metrics["eval_after"].get(k) if grpo_ran else None for k in FIGURES},
-            "sampled_after_sft": sampled_eval(config, warm_dir, sample) if sample else None,
-            "sampled_after_grpo": sampled_eval(config, trained["model_dir"], sample) if sample and grpo_ran else None,
+            "sampled_after_sft": sampled_eval(parsed, environment, warm_dir, sample) if sample else None,
+            "sampled_after_grpo": (
+                sampled_eval(parsed, environment, trained["model_dir"], sample) if sample and grpo_ran else None
+            ),
             "sft_s": metrics.get("sft_wall_s"),
             "grpo_s": metrics.get("grpo_wall_s"),
             "grpo_steps": metrics.get("grpo_steps_done"),

@@ -195,6 +195,7 @@ def test_trainer_sft_grpo_end_to_end(tmp_path: Path, tiny_dir: str) -> None:
     metrics = result["metrics"]
     for key in ("eval_before", "eval_sft", "eval_after"):
         assert metrics[key]["rollouts"] == 2 and metrics[key]["reward"] is not None
+    assert metrics["sft_model"] == str(out / "sft" / "final")  # the warm start, for evaluating it again
     assert json.loads((out / "summary.json").read_text())["eval_after"]["rollouts"] == 2
 
 

@@ -62,7 +62,8 @@ class Trainer:
 
         :param resume: Continue from the checkpoints in `output_dir` (a finished SFT stage is reused).
         :returns: `model_dir` (the final plain model directory) and `metrics` (train metrics, wall times,
-            and eval summaries `eval_before`, `eval_sft`, `eval_after` when evaluation is on).
+            the `base_model` and, after SFT, `sft_model` directories, and eval summaries `eval_before`,
+            `eval_sft`, `eval_after` when evaluation is on).
         """
         config = TrainConfig.from_dict(self.config)
         out = Path(config.output_dir)
@@ -87,7 +88,7 @@ class Trainer:
         if config.sft.enabled:
             start = time.perf_counter()
             model_dir, sft_metrics = run_sft(config, environment, model_dir, out / "sft", resume, self.callbacks)
-            metrics.update(sft_metrics, sft_wall_s=time.perf_counter() - start)
+            metrics.update(sft_metrics, sft_model=model_dir, sft_wall_s=time.perf_counter() - start)
             if evaluate_here and config.grpo.steps > 0:
                 metrics["eval_sft"] = self._evaluate(config, environment, model_dir, "sft")
         final = out / "final"
