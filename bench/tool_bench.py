@@ -4,8 +4,9 @@ Used by bench/train_calculator.py and bench/train_search_qa.py (run those). For 
 trains `tiny` with `Trainer` (SFT on `demonstrate(quality=...)` transcripts, then GRPO through the
 environment's tool loop) and prints success, tool-error rate, tool calls per rollout and the share of
 rollouts answering without a tool: after SFT and after GRPO, on the eval split, greedy, and again sampled
-at GRPO's temperature (`--sampled-rollouts` per example): a greedy warm start can make no tool errors at
-all while the policy GRPO samples from makes many, so the sampled rate is the one that can fall.
+at GRPO's temperature (`--sampled-rollouts` per example, the same `--sampled-seed` for both models): a greedy
+warm start can make no tool errors at all while the policy GRPO samples from makes many, so the sampled rate is
+the one that can fall.
 """
 
 from __future__ import annotations
@@ -33,19 +34,25 @@ def parse_args(description: str, output: str) -> argparse.Namespace:
     parser.add_argument(
         "--sampled-rollouts",
         type=int,
-        default=2,
+        default=8,
         help="rollouts per eval example at GRPO's temperature, warm start and final (0: skip)",
+    )
+    parser.add_argument(
+        "--sampled-seed",
+        type=int,
+        default=0,
+        help="sampling seed of both sampled evals (fixed, not the run's seed, so runs compare on the same draws)",
     )
     parser.add_argument("--output", default=output)
     parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
     return parser.parse_args()
 
 
-def sampled_eval(config: TrainConfig, environment: Any, model_dir: str, rollouts: int) -> dict[str, Any]:
+def sampled_eval(config: TrainConfig, environment: Any, model_dir: str, rollouts: int, seed: int) -> dict[str, Any]:
     """Success and tool use of `model_dir` on the eval split, sampled at GRPO's temperature."""
     max_new = config.eval.max_new_tokens or config.grpo.max_new_tokens
     summary = evaluate_model(environment, model_dir, max_new, config.grpo.temperature, config.eval.num_examples,
-                             rollouts, config.seed)  # fmt: skip
+                             rollouts, seed)  # fmt: skip
     return {k: summary.get(k) for k in FIGURES}
 
 
@@ -73,15 +80,15 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
         # GRPO (`--grpo-steps 0`) the last evaluation is the warm start's
         warm = metrics.get("eval_sft") or (metrics["eval_before"] if grpo_ran else metrics["eval_after"])
         warm_dir = metrics.get("sft_model", metrics["base_model"])
-        sample = args.sampled_rollouts
+        sample, seed = args.sampled_rollouts, args.sampled_seed
         parsed = TrainConfig.from_dict(config)
         environment = parsed.build_environment() if sample else None
         results[quality] = {
             "after_sft": {k: warm.get(k) for k in FIGURES},
             "after_grpo": {k: metrics["eval_after"].get(k) if grpo_ran else None for k in FIGURES},
-            "sampled_after_sft": sampled_eval(parsed, environment, warm_dir, sample) if sample else None,
+            "sampled_after_sft": sampled_eval(parsed, environment, warm_dir, sample, seed) if sample else None,
             "sampled_after_grpo": (
-                sampled_eval(parsed, environment, trained["model_dir"], sample) if sample and grpo_ran else None
+                sampled_eval(parsed, environment, trained["model_dir"], sample, seed) if sample and grpo_ran else None
             ),
             "sft_s": metrics.get("sft_wall_s"),
             "grpo_s": metrics.get("grpo_wall_s"),
@@ -90,7 +97,7 @@ def run(env: str, env_args: dict[str, Any], args: argparse.Namespace, max_new_to
         }
     sft = f"SFT {args.sft_steps} steps" if config["sft"]["enabled"] else f"warm start {config['model']} (no SFT)"
     print(f"\n{env}: eval split ({args.eval_examples} examples, greedy; sampled_*: temperature "
-          f"{config['grpo']['temperature']:g}, {args.sampled_rollouts} per example); {sft}, "
+          f"{config['grpo']['temperature']:g}, {args.sampled_rollouts} per example, seed {args.sampled_seed}); {sft}, "
           f"GRPO up to {args.grpo_steps} steps / {args.grpo_minutes:g} min")  # fmt: skip
     print(f"{'warm start':<12} {'stage':<19}" + "".join(f"{name:>24}" for name in FIGURES))
     for quality, result in results.items():
