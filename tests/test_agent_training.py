@@ -105,6 +105,37 @@ def test_tool_results_carry_no_gradient(tmp_path: Path, tiny_dir: str, tasks: Pa
     assert trainer.rollout_func.pop_metrics() == {}  # popped: the next log line counts only new episodes
 
 
+def test_the_loss_pass_runs_each_shared_prompt_once_with_the_same_logprobs(
+    tmp_path: Path, tiny_dir: str, tasks: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from haystack_rl.training import advantages
+    from haystack_rl.training.grpo import build_grpo_trainer
+
+    config = TrainConfig.from_dict(agent_config(tmp_path, tiny_dir, tasks))
+    assert config.grpo.share_prompt  # the default
+    trainer = build_grpo_trainer(config, config.build_environment(), tiny_dir, tmp_path / "grpo")
+    force_tool_call_on_first_turns(trainer.rollout_func.generator, answer="42")
+    rows = [trainer.train_dataset[0]] * 2 + [trainer.train_dataset[1]] * 2
+    batch = trainer._generate_and_score_completions(rows)
+    ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+    mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+    keep = batch["completion_ids"].size(1)
+    prompt_passes: list[int] = []
+    shared_pass = advantages.shared_prompt_logps
+    monkeypatch.setattr(advantages, "shared_prompt_logps",
+                        lambda *a, **k: prompt_passes.append(1) or shared_pass(*a, **k))  # fmt: skip
+    shared, shared_entropy, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep,
+                                                                           compute_entropy=True)  # fmt: skip
+    trainer.share_prompt = False
+    plain, plain_entropy, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep,
+                                                                         compute_entropy=True)  # fmt: skip
+    assert prompt_passes == [1]  # the shared pass ran once, and only while share_prompt was on
+    # float rounding over ~930 positions: up to ~2e-4 on log-probs as large as 16
+    assert torch.allclose(shared, plain, atol=1e-3) and torch.allclose(shared_entropy, plain_entropy, atol=1e-3)
+
+
 @pytest.mark.parametrize(("baseline", "negative_scale"), [("group", 1.0), ("batch", 1.0), ("batch", 0.25)])
 def test_advantage_options(tmp_path: Path, tiny_dir: str, baseline: str, negative_scale: float) -> None:
     from haystack_rl.training.grpo import build_grpo_trainer

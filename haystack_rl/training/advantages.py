@@ -11,6 +11,7 @@ import torch
 from trl import GRPOTrainer
 
 from haystack_rl.training.config import ADVANTAGE_BASELINES
+from haystack_rl.training.shared_prompt import shared_prompt_logps
 
 
 class AdvantageGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
@@ -26,25 +27,45 @@ class AdvantageGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
     - `negative_advantage_scale`: negative advantages are multiplied by it (1: GRPO; 0: learn only from
       rollouts better than their baseline, like rejection-sampling fine-tuning). On a peaked policy the
       failed rollouts' rare tokens take most of a plain step. `grpo.negative_advantage_scale`.
+    - `share_prompt`: score a group's completions on one pass over their shared prompt
+      (`haystack_rl.training.shared_prompt`; the same log-probs, less compute). Text-only, one process;
+      anything else takes TRL's pass. `grpo.share_prompt`.
 
     Usage example:
     ```python
     from haystack_rl.training.advantages import AdvantageGRPOTrainer
 
     # AdvantageGRPOTrainer(model=..., reward_funcs=..., args=GRPOConfig(...), advantage_baseline="batch",
-    #                      negative_advantage_scale=0.5): GRPOTrainer's arguments, plus these two
+    #                      negative_advantage_scale=0.5, share_prompt=True): GRPOTrainer's arguments, plus these
     ```
     """
 
     _rewards_per_func: torch.Tensor | None = None
 
     def __init__(self, *args: Any, advantage_baseline: str = "group", negative_advantage_scale: float = 1.0,
-                 **kwargs: Any) -> None:  # fmt: skip
+                 share_prompt: bool = False, **kwargs: Any) -> None:  # fmt: skip
         if advantage_baseline not in ADVANTAGE_BASELINES:
             raise ValueError(f"advantage_baseline must be 'group' or 'batch', got {advantage_baseline!r}")
         self.advantage_baseline = advantage_baseline
         self.negative_advantage_scale = negative_advantage_scale
+        self.share_prompt = share_prompt
         super().__init__(*args, **kwargs)
+
+    def _get_per_token_logps_and_entropies(self, model: Any, input_ids: torch.Tensor,
+                                           attention_mask: torch.Tensor, logits_to_keep: int,
+                                           batch_size: int | None = None, compute_entropy: bool = False,
+                                           compute_aux_loss: bool = False, **extra: Any) -> Any:  # fmt: skip
+        plain = (not self.share_prompt or compute_aux_loss or self.accelerator.num_processes > 1
+                 or any(value is not None for value in extra.values()))  # fmt: skip
+        if not plain:
+            with self.accelerator.autocast():
+                shared = shared_prompt_logps(model, input_ids, attention_mask, logits_to_keep, batch_size,
+                                             compute_entropy)  # fmt: skip
+            if shared is not None:
+                return (*shared, None)
+        return super()._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, compute_aux_loss, **extra
+        )
 
     def _calculate_rewards(self, inputs: Any, prompts: Any, completions: Any, completion_ids_list: Any) -> Any:
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

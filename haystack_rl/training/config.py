@@ -80,6 +80,8 @@ class GRPOSettings:
         what they did (see `haystack_rl.training.advantages`).
     :param negative_advantage_scale: Multiplies negative advantages (1: GRPO; 0: learn only from rollouts
         that beat their baseline; between: failures push down less than successes pull up).
+    :param share_prompt: Score a group's completions on one pass over the prompt they share, not one per
+        completion (the same log-probs and gradient; tool prompts are most of a row, so much less compute).
     :param extra: Any other `GRPOConfig` field, passed through as is.
     """
 
@@ -99,6 +101,7 @@ class GRPOSettings:
     resample_flat_groups: int = 0
     advantage_baseline: str = "group"
     negative_advantage_scale: float = 1.0
+    share_prompt: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 

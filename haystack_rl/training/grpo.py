@@ -150,6 +150,7 @@ def build_grpo_trainer(
             ],
             advantage_baseline=config.grpo.advantage_baseline,
             negative_advantage_scale=config.grpo.negative_advantage_scale,
+            share_prompt=config.grpo.share_prompt,
         )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
     return trainer
