@@ -13,33 +13,24 @@ Usage: python bench/loss_pass.py [--model DIR] [--problems 2] [--group 8] [--rep
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import time
 from typing import Any
 
 import torch
+from tool_rollouts import play_rollouts
 from torch_threads import add_threads_argument, apply_threads
 
 from haystack_rl import load_environment
 from haystack_rl.generators.transformers import TransformersChatGenerator
 from haystack_rl.models.tiny import resolve_model
-from haystack_rl.runner import play_episode
 from haystack_rl.training.shared_prompt import shared_prompt_logps
 
 
 def step_batch(generator: TransformersChatGenerator, problems: int, group: int) -> tuple[Any, Any, int]:
     """(input ids, attention mask, completion width) of one GRPO step's calculator rollouts."""
     env = load_environment("calculator", num_train_examples=problems)
-
-    async def all_rollouts() -> list[Any]:
-        return await asyncio.gather(*(
-            play_episode(env, generator, example, 0, rollout_index=i,
-                         generation_kwargs={"max_new_tokens": 128, "temperature": 1.0, "seed": 1000 * p + i})
-            for p, example in enumerate(env.examples("train")) for i in range(group)
-        ))  # fmt: skip
-
-    rows = [(r.prompt_ids, r.completion_tokens()[0]) for r in asyncio.run(all_rollouts())]
+    rows = [(r.prompt_ids, r.completion_tokens()[0]) for r in play_rollouts(env, generator, problems, group)]
     pad = generator.tokenizer.pad_token_id
     left, right = max(len(p) for p, _ in rows), max(len(c) for _, c in rows)
     ids = [[pad] * (left - len(p)) + p + c + [pad] * (right - len(c)) for p, c in rows]

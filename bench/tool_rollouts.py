@@ -30,8 +30,8 @@ SIDES = ("plain", "static cache", "ours")
 OURS = {name: getattr(generation, name) for name in ("_new_cache", "_select_rows", "_prefill_shared_prefix")}
 
 
-def play(env: Any, generator: TransformersChatGenerator, problems: int, group: int) -> tuple[float, list[Any]]:
-    """Play `group` rollouts of each of the first `problems` training examples; returns (seconds, token ids)."""
+def play_rollouts(env: Any, generator: TransformersChatGenerator, problems: int, group: int) -> list[Any]:
+    """`group` rollouts of each of the first `problems` training examples, played concurrently, seeded."""
     examples = env.examples("train")[:problems]
 
     async def all_rollouts() -> list[Any]:
@@ -41,8 +41,13 @@ def play(env: Any, generator: TransformersChatGenerator, problems: int, group: i
             for p, example in enumerate(examples) for i in range(group)
         ))  # fmt: skip
 
+    return asyncio.run(all_rollouts())
+
+
+def play(env: Any, generator: TransformersChatGenerator, problems: int, group: int) -> tuple[float, list[Any]]:
+    """`play_rollouts`, timed; returns (seconds, each rollout's token ids per turn)."""
     start = time.perf_counter()
-    rollouts = asyncio.run(all_rollouts())
+    rollouts = play_rollouts(env, generator, problems, group)
     return time.perf_counter() - start, [[turn.completion_ids for turn in r.turns] for r in rollouts]
 
 
