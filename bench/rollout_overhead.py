@@ -39,10 +39,11 @@ from typing import Any
 
 import openai
 
-from haystack_rl.cli import build_policy
+from haystack_rl.episode import derive_seed
+from haystack_rl.policies import build_policy
 from haystack_rl.registry import load_environment
 from haystack_rl.results import ResultsWriter
-from haystack_rl.runner import RolloutRunner, derive_seed
+from haystack_rl.runner import RolloutRunner
 from haystack_rl.testing import MockChatServer
 
 TARGET = 0.8

@@ -28,7 +28,7 @@ import time
 import tracemalloc
 from typing import Any
 
-from haystack_rl.cli import build_policy
+from haystack_rl.policies import build_policy
 from haystack_rl.registry import load_environment
 from haystack_rl.rollout import Rollout
 from haystack_rl.runner import RolloutRunner

@@ -23,8 +23,8 @@ from torch_threads import add_threads_argument, apply_threads
 
 import haystack_rl.generators.transformers as generation
 from haystack_rl import load_environment
+from haystack_rl.episode import play_episode
 from haystack_rl.generators.transformers import TransformersChatGenerator
-from haystack_rl.runner import play_episode
 
 SIDES = ("plain", "static cache", "ours")
 OURS = {name: getattr(generation, name) for name in ("_new_cache", "_select_rows", "_prefill_shared_prefix")}

@@ -64,6 +64,13 @@ def expert(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage
     return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="price_of", arguments={"item": item})])
 
 
+def load_environment() -> ToolEnv:
+    """The environment comes from the agent itself: its tools, system prompt and step limit."""
+    # Training asks about 880 items, evaluation about the 20 held out: the model has to copy the item number from
+    # the question into the call and the price from the result into its answer, not learn prices by heart.
+    return ToolEnv.from_agent(agent, tasks(TRAINING), eval_dataset=tasks(HELD_OUT), baselines={"oracle": expert})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sft-steps", type=int, default=80)
@@ -72,10 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.output)
 
-    # 4. The environment comes from the agent itself: its tools, system prompt and step limit.
-    # Training asks about 880 items, evaluation about the 20 held out: the model has to copy the item number from
-    # the question into the call and the price from the result into its answer, not learn prices by heart.
-    env = ToolEnv.from_agent(agent, tasks(TRAINING), eval_dataset=tasks(HELD_OUT), baselines={"oracle": expert})
+    env = load_environment()  # 4. the environment of the agent
     config = TrainConfig.from_dict({
         "output_dir": str(out),
         "sft": {"steps": args.sft_steps, "batch": 16, "lr": 3e-3, "max_length": 1024},

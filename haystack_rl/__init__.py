@@ -1,13 +1,11 @@
 """haystack_rl: reinforcement-learning environments for LLMs, built as Haystack components."""
 
-from haystack.core.serialization import allow_deserialization_module
-
 from haystack_rl.environments import (
     Environment,
     EnvironmentCheckError,
+    EpisodeState,
     MultiTurnEnv,
     SingleTurnEnv,
-    State,
     ToolEnv,
     check_environment,
 )
@@ -15,15 +13,12 @@ from haystack_rl.registry import available_environments, load_environment
 from haystack_rl.rollout import Rollout, Turn, read_rollouts, rollouts_to_dataset, write_rollouts
 from haystack_rl.rubrics import RewardFunction, Rubric, TagParser
 from haystack_rl.runner import RolloutRunner
+from haystack_rl.trust import BUILT_IN_MODULES, trust_modules
 
-#: Modules whose components our YAML pipelines name; trusted for Haystack's deserialization allowlist.
-TRUSTED_MODULES = ("haystack_rl", "haystack_rl_envs")
-for _module in TRUSTED_MODULES:
-    allow_deserialization_module(_module)
+trust_modules(BUILT_IN_MODULES)  # our own YAML files name components of these
 
 __version__ = "0.1.0"
 __all__ = [
-    "TRUSTED_MODULES",
     "Environment",
     "MultiTurnEnv",
     "RewardFunction",
@@ -31,7 +26,7 @@ __all__ = [
     "RolloutRunner",
     "Rubric",
     "SingleTurnEnv",
-    "State",
+    "EpisodeState",
     "TagParser",
     "Turn",
     "available_environments",

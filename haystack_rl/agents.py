@@ -107,9 +107,19 @@ def with_model(data: dict[str, Any], model: str) -> dict[str, Any]:
     return out
 
 
-def deploy_model(agent_yaml: str | Path, model: str, output: str | Path) -> Path:
-    """Write `agent_yaml` to `output` with only its generator's model path changed (see `with_model`)."""
+def deploy_model(agent_yaml: str | Path, model: str, output: str | Path, check: bool = True) -> Path:
+    """
+    Write `agent_yaml` to `output` with only its generator's model path changed (see `with_model`), then, with
+    `check`, compare it with how the model was trained (`haystack_rl.deploy.check_deploy`).
+
+    :raises DeploymentMismatchError: Listing each difference, one line each (the file is written anyway).
+    """
+    from haystack_rl.deploy import DeploymentMismatchError, check_deploy
+
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(yaml.safe_dump(with_model(read_agent_yaml(agent_yaml), model), sort_keys=False))
+    differences = check_deploy(output, model) if check else []
+    if differences:
+        raise DeploymentMismatchError(f"{output} uses {model} differently from training:\n" + "\n".join(differences))
     return output

@@ -37,7 +37,13 @@ def _std(values: Sequence[float]) -> float | None:
 
 
 def passes(rollout: Rollout) -> bool:
-    """Whether a rollout counts as a success for pass@k: reward >= 1.0 - 1e-9 (unscored rollouts fail)."""
+    """
+    Whether a rollout solved its task (for pass@k and success rates): the environment's verdict
+    (`rollout.success`, see `Environment.is_success`); for rollouts scored without one (older results), a
+    reward >= 1.0 - 1e-9. Unscored rollouts fail.
+    """
+    if rollout.success is not None:
+        return rollout.success
     return rollout.reward is not None and rollout.reward >= PASS_THRESHOLD
 
 
@@ -198,6 +204,7 @@ def summarize(
         "reward_std": _std(rewards),
         "rewards": _means(r.rewards for r in rollouts),
         "metrics": _means(r.metrics for r in rollouts),
+        "success": sum(map(passes, rollouts)) / len(rollouts) if rollouts else None,
         "pass_at_k": _pass_at_ks(rollouts),
         "errors": len(errors),
         "error_examples": distinct_errors,
@@ -327,6 +334,7 @@ def print_summary(summary: dict[str, Any], console: Any = None, title: str = "ev
     ]
     rows += [(f"reward: {name}", value) for name, value in summary["rewards"].items()]
     rows += [(f"metric: {name}", value) for name, value in summary["metrics"].items()]
+    rows.append(("success", summary.get("success")))
     rows += list(summary["pass_at_k"].items())
     rows.append(("errors", summary["errors"]))
     rows += [(f"reward error: {name}", count) for name, count in summary["reward_errors"].items()]

@@ -49,6 +49,8 @@ class Rollout:
 
     Token data (`turns`) is present when the policy generator returns it (see
     `TransformersChatGenerator`); evaluation through any other Haystack chat generator leaves it empty.
+    `success` is the environment's verdict (`Environment.is_success`) once the rollout is scored, None before
+    (and for failed episodes).
 
     Usage example:
     ```python
@@ -74,6 +76,7 @@ class Rollout:
     rewards: dict[str, float] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     reward_errors: dict[str, str] = field(default_factory=dict)
+    success: bool | None = None
     info: dict[str, Any] = field(default_factory=dict)
     stop_reason: str = ""
     error: str | None = None
@@ -154,6 +157,7 @@ class Rollout:
             "rewards": self.rewards,
             "metrics": self.metrics,
             "reward_errors": self.reward_errors,
+            "success": self.success,
             "info": self.info,
             "stop_reason": self.stop_reason,
             "error": self.error,

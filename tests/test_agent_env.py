@@ -190,7 +190,7 @@ def test_cli_eval_with_an_agent_and_a_dataset(tmp_path: Path) -> None:
     for args, says in [
         (("--agent", agent), "--agent AGENT.yml and --dataset FILE go together"),
         (("calculator", "--agent", agent, "--dataset", tasks), "not both"),
-        ((), "give an environment name"),
+        ((), "give an environment"),
         (("--agent", agent, "--dataset", tmp_path / "none.jsonl"), "dataset file not found"),
     ]:
         result = invoke("eval", *args, "-o", tmp_path / "bad")

@@ -13,8 +13,8 @@ from haystack.dataclasses import ChatMessage, ToolCall
 from helpers import assert_tool_results_masked
 
 from haystack_rl import Rollout, RolloutRunner, check_environment, load_environment
+from haystack_rl.episode import play_episode
 from haystack_rl.generators import FunctionChatGenerator
-from haystack_rl.runner import play_episode
 from haystack_rl_envs.calculator import CalculatorEnv, CalculatorError, calculator, evaluate
 from haystack_rl_envs.calculator.env import expression_of
 
@@ -173,16 +173,15 @@ def test_tiny_model_scripted_tool_rollout_keeps_exact_tokens(make_generator: Any
     scripted(generator, [
         '<tool_call>{"name": "calculator", "arguments": {"expression": "1 +"}}</tool_call><|im_end|>',
         '<tool_call>{"name": "calculator", "arguments": {"expr": "1"}}</tool_call><|im_end|>',
-        '<tool_call>{"name": "calculator", "arguments": {bad json}}</tool_call><|im_end|>',
         '<tool_call>{"name": "calculator", "arguments": {"expression": "' + example["expression"] + '"}}</tool_call>'
         "<|im_end|>",
         f"<answer>{example['answer']}</answer><|im_end|>",
     ])  # fmt: skip
     rollout = asyncio.run(play_episode(env, generator, example, seed=0))
     env.rubric.score(rollout)
-    assert rollout.error is None and rollout.stop_reason == "done" and len(rollout.turns) == 5
-    assert rollout.reward == 1.0 and rollout.metrics["num_tool_errors"] == 3.0
-    assert rollout.info["tool_errors"] == {"malformed": 1, "unknown_tool": 0, "invalid_arguments": 1,
+    assert rollout.error is None and rollout.stop_reason == "done" and len(rollout.turns) == 4
+    assert rollout.reward == 1.0 and rollout.metrics["num_tool_errors"] == 2.0
+    assert rollout.info["tool_errors"] == {"malformed": 0, "unknown_tool": 0, "invalid_arguments": 1,
                                            "tool_error": 1, "timeout": 0}  # fmt: skip
     assert_tool_results_masked(generator, rollout)
 
@@ -192,5 +191,6 @@ def test_tiny_model_runs_full_rollouts_without_crashing(make_generator: Any) -> 
     generator = make_generator(max_new_tokens=64)
     rollouts = RolloutRunner(env, generator, rollouts_per_example=2).run()["rollouts"]
     for rollout in rollouts:
-        assert rollout.error is None and rollout.stop_reason in ("done", "max_turns") and rollout.reward is not None
+        assert rollout.error is None and rollout.stop_reason in ("done", "max_turns", "length")
+        assert rollout.reward is not None
         assert_tool_results_masked(generator, rollout)

@@ -8,10 +8,10 @@ from haystack.dataclasses import ChatMessage
 
 from haystack_rl import (
     EnvironmentCheckError,
+    EpisodeState,
     MultiTurnEnv,
     Rubric,
     SingleTurnEnv,
-    State,
     available_environments,
     check_environment,
     load_environment,
@@ -44,10 +44,10 @@ class Guess(MultiTurnEnv):
             dataset=[{"prompt": "Guess a number 1-1000."}, {"prompt": "Guess again."}], max_turns=max_turns
         )
 
-    def setup_state(self, state: State) -> None:
+    def setup_state(self, state: EpisodeState) -> None:
         state.info["secret"] = state.rng.randint(1, 1000)
 
-    def env_response(self, state: State, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+    def env_response(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
         right = (reply.text or "").strip() == str(state.info["secret"])
         return [ChatMessage.from_user("right" if right else "wrong")], right
 
@@ -63,12 +63,12 @@ class Guess(MultiTurnEnv):
 
 
 class GlobalRandomGuess(Guess):
-    def setup_state(self, state: State) -> None:
+    def setup_state(self, state: EpisodeState) -> None:
         state.info["secret"] = random.randint(1, 10**9)  # not seeded: a different game every time
 
 
 class UnserializableGuess(Guess):
-    def setup_state(self, state: State) -> None:
+    def setup_state(self, state: EpisodeState) -> None:
         super().setup_state(state)
         state.info["tried"] = {1, 2}
 
@@ -79,13 +79,13 @@ class ForgetfulGuess(Guess):
 
 
 class BadStep(Guess):
-    def step(self, state: State, reply: ChatMessage):  # type: ignore[override]
+    def step(self, state: EpisodeState, reply: ChatMessage):  # type: ignore[override]
         super().step(state, reply)
         return "wrong", 1
 
 
 class Endless(Guess):
-    def env_response(self, state: State, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+    def env_response(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
         state.turn = 0  # never reaches max_turns
         return [ChatMessage.from_user("again")], False
 
@@ -116,7 +116,7 @@ def test_guess_passes():
         (
             ForgetfulGuess(max_turns=1),
             r"rebuilt by from_dict\(to_dict\(\)\) plays a different episode.*"
-            r"serialize every constructor argument",
+            r"a to_dict of your own must keep every argument",
         ),
         (BadStep(), r"step\(\) returned .*; return \(new_messages, done\) with done a bool"),
         (Endless(), r"did not end within 200 replies; end it \(done=True\) or set max_turns"),
@@ -139,7 +139,7 @@ def test_time_based_env_fails():
     class Clock(SingleTurnEnv):
         name = "clock"
 
-        def setup_state(self, state: State) -> None:
+        def setup_state(self, state: EpisodeState) -> None:
             state.info["started"] = time.perf_counter_ns()
 
     with pytest.raises(EnvironmentCheckError, match=r"clock: .* differ in state.info \['started'\]"):

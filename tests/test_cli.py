@@ -3,7 +3,10 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from haystack_rl.cli import app, apply_override, model_slug, parse_override
+from haystack_rl.cli import app
+from haystack_rl.cli.evaluate import model_slug
+from haystack_rl.overrides import apply_to_pipeline as apply_override
+from haystack_rl.overrides import parse_override
 from haystack_rl.rollout import read_rollouts
 
 runner = CliRunner()

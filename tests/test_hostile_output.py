@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from haystack_rl import TagParser, load_environment
-from haystack_rl.environments.tool_env import ERROR_KINDS
+from haystack_rl.environments.tool_execution import ERROR_KINDS
 from haystack_rl.generators.tool_calls import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, parse_tool_calls
 from haystack_rl_envs.calculator import CalculatorError, calculator, evaluate
 from haystack_rl_envs.tic_tac_toe import TicTacToeEnv, game
@@ -199,14 +199,15 @@ tool_replies = st.one_of(
 def test_tool_env_turns_any_reply_into_tool_messages(calc, reply):
     _, state = calc.reset(calc.examples("eval")[0], seed=0)
     messages, done = calc.step(state, reply)
-    calls_made = len(reply.tool_calls) + len(reply.meta.get("tool_call_errors", []))
-    if calls_made == 0:
-        assert done and messages == []
-        return
-    assert not done and len(messages) == calls_made and all(m.is_from("tool") for m in messages)
+    malformed = len(reply.meta.get("tool_call_errors", []))
     errors = state.info["tool_errors"]
-    assert set(errors) == set(ERROR_KINDS) and state.info["tool_calls"] == calls_made
-    assert sum(errors.values()) == sum(bool(m.tool_call_result.error) for m in messages)
+    assert set(errors) == set(ERROR_KINDS) and errors["malformed"] == malformed
+    assert state.info["tool_calls"] == len(reply.tool_calls) + malformed
+    if not reply.tool_calls:  # as in Haystack's Agent: text is the final answer, an empty reply is asked again
+        assert messages == [] and done is bool(reply.text)
+        return
+    assert not done and len(messages) == len(reply.tool_calls) and all(m.is_from("tool") for m in messages)
+    assert sum(errors.values()) - malformed == sum(bool(m.tool_call_result.error) for m in messages)
     assert errors["timeout"] == 0
 
 

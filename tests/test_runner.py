@@ -1,10 +1,11 @@
 import asyncio
+from typing import Any
 
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl import RolloutRunner, SingleTurnEnv, load_environment
+from haystack_rl.episode import play_episode
 from haystack_rl.generators import FunctionChatGenerator
-from haystack_rl.runner import play_episode
 
 
 def guess(messages, rng):
@@ -101,3 +102,45 @@ def test_groups_stream_out_while_a_blocking_policy_plays():
     runner = RolloutRunner(env, FunctionChatGenerator(blocking), rollouts_per_example=2, concurrency=2)
     asyncio.run(runner.generate(on_group=lambda group: seen_at.append(len(calls))))
     assert len(seen_at) == 6 and seen_at[0] < len(calls) == 12  # the first group came out before the last play
+
+
+def test_run_works_inside_a_running_event_loop() -> None:
+    import asyncio
+
+    env = load_environment("reverse_text", num_eval_examples=2)
+
+    async def notebook_cell() -> list[Any]:
+        return RolloutRunner(env, FunctionChatGenerator(env.baselines()["oracle"])).run()["rollouts"]
+
+    rollouts = asyncio.run(notebook_cell())
+    assert len(rollouts) == 2 and all(r.success for r in rollouts)
+
+
+def test_a_slow_judge_scores_concurrent_rollouts_at_once() -> None:
+    import time
+
+    from haystack.dataclasses import ChatMessage
+
+    from haystack_rl import Rubric, SingleTurnEnv
+    from haystack_rl.rubrics.judge import JudgeReward
+
+    class SlowJudge:
+        """A remote judge: each call waits half a second (async, as Haystack's OpenAI generator is)."""
+
+        async def run_async(self, messages: list[ChatMessage], generation_kwargs: Any = None) -> dict[str, Any]:
+            import asyncio
+
+            await asyncio.sleep(0.5)
+            return {"replies": [ChatMessage.from_assistant("<score>1</score>")]}
+
+        def run(self, messages: list[ChatMessage], generation_kwargs: Any = None) -> dict[str, Any]:
+            time.sleep(0.5)
+            return {"replies": [ChatMessage.from_assistant("<score>1</score>")]}
+
+    env = SingleTurnEnv(dataset=[{"prompt": f"q{i}", "answer": "a"} for i in range(8)],
+                        rubric=Rubric().add(JudgeReward(SlowJudge()), name="judge"))  # fmt: skip
+    start = time.perf_counter()
+    rollouts = RolloutRunner(env, FunctionChatGenerator(lambda m, r: "a"), concurrency=8).run()["rollouts"]
+    elapsed = time.perf_counter() - start
+    assert [r.reward for r in rollouts] == [1.0] * 8
+    assert elapsed < 2.0, f"8 judged rollouts took {elapsed:.2f} s; a serialized judge takes 4 s"

@@ -7,8 +7,8 @@ import pytest
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl import Rollout, RolloutRunner, load_environment
+from haystack_rl.episode import derive_seed
 from haystack_rl.generators import FunctionChatGenerator
-from haystack_rl.runner import derive_seed
 from haystack_rl_envs.tic_tac_toe import TicTacToeEnv, game, minimax_baseline, random_baseline
 from haystack_rl_envs.tic_tac_toe.env import opponent_bucket
 

@@ -11,9 +11,9 @@ from haystack.dataclasses import ChatMessage
 from haystack.tools import Tool
 
 from haystack_rl.environments.multi_turn import MultiTurnEnv
+from haystack_rl.episode import play_episode
 from haystack_rl.generators import ChatTemplateError, TransformersChatGenerator
 from haystack_rl.rollout import Rollout, Turn
-from haystack_rl.runner import play_episode
 
 
 def _play(generator: TransformersChatGenerator, turns: int = 4, tools: Any = None) -> tuple[list[ChatMessage], Rollout]:

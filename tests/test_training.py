@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import json
-import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-import typer
 from haystack.dataclasses import ChatMessage
 from typer.testing import CliRunner
 
 from haystack_rl import MultiTurnEnv, Rollout, Rubric, SingleTurnEnv, load_environment
+from haystack_rl.cli import app
 from haystack_rl.rubrics import RewardFunction
 from haystack_rl.training import ConfigError, TrainConfig, Trainer
 from haystack_rl.training.callbacks import read_records
-from haystack_rl.training.cli import train
 from haystack_rl.training.grpo import run_grpo
-from haystack_rl.training.rewards import build_rollouts, example_row, rubric_reward_funcs
+from haystack_rl.training.rewards import SCORES_FIELD, example_row, rollout_scores, scored_reward_funcs
 from haystack_rl.training.sft import demonstrations
 
 pytestmark = pytest.mark.timeout(180)
@@ -49,6 +47,10 @@ def small_config(tmp_path: Path, model: str, **sections: Any) -> dict[str, Any]:
     }
     for name, values in sections.items():
         config[name] = {**config.get(name, {}), **values} if isinstance(values, dict) else values
+    if config["sft"]["enabled"]:  # generation must fit what SFT demonstrates (an 8-char passage: 40 byte tokens)
+        config["grpo"].setdefault("max_new_tokens", 40)
+        config["grpo"]["max_new_tokens"] = max(config["grpo"]["max_new_tokens"], 40)
+        config["eval"]["max_new_tokens"] = max(config["eval"]["max_new_tokens"], 40)
     return config
 
 
@@ -83,62 +85,60 @@ def test_config_yaml_overrides_and_errors(tmp_path: Path) -> None:
         TrainConfig.from_dict({"grpo": {"negative_advantage_scale": 1.5}})
 
 
-def test_resampling_flat_groups_is_refused_for_single_turn_environments(tmp_path: Path) -> None:
-    from haystack_rl.training.grpo import build_grpo_trainer
-
-    config = TrainConfig.from_dict({"env": "reverse_text", "grpo": {"resample_flat_groups": 2}})
-    with pytest.raises(ConfigError, match="reverse_text is single-turn"):
-        build_grpo_trainer(config, config.build_environment(), "unused-model-dir", tmp_path)
-
-
 # --- rewards -----------------------------------------------------------------------------------
-def test_reward_funcs_mirror_the_rubric() -> None:
-    env = load_environment("reverse_text", num_eval_examples=4)
-    funcs, weights = rubric_reward_funcs(env)
+def test_reward_funcs_read_the_rubric_scores_of_each_rollout(tiny_dir: str) -> None:
+    from haystack_rl.training.multiturn import EnvRolloutFunc
+
+    env = load_environment("reverse_text", num_train_examples=4, num_eval_examples=1)
+    funcs, weights = scored_reward_funcs(env)
     assert [f.__name__ for f in funcs] == ["lcs_reward", "format_reward"]
-    assert weights == pytest.approx([1 / 1.2, 0.2 / 1.2])  # normalized like Rubric's total
-    examples = env.examples("eval")
-    rows = [example_row(env, example, seed=0) for example in examples]
-    replies = [f"<reversed_text>{examples[0]['answer']}</reversed_text>", f"<reversed_text>{examples[1]['prompt']}",
-               "no tags at all", f"<reversed_text>{examples[3]['answer'][:-2]}</reversed_text>"]  # fmt: skip
-    prompts = [row["prompt"] for row in rows]
-    completions = [[{"role": "assistant", "content": reply}] for reply in replies]
-    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
-    values = {f.__name__: f(prompts=prompts, completions=completions, **columns) for f in funcs}
-    assert values["lcs_reward"][0] == 1.0 and values["format_reward"][0] == 1.0
-    for index, rollout in enumerate(build_rollouts(prompts, completions, columns)):
-        scored = env.rubric.score(rollout)
-        assert scored.rewards == {name: values[name][index] for name in values}
-        total = sum(w * values[f.__name__][index] for f, w in zip(funcs, weights))
-        assert scored.reward == pytest.approx(total)
+    assert weights == pytest.approx([1 / 1.2, 0.2 / 1.2]) == env.rubric.weights  # normalized like Rubric's total
+    func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=8)
+    rows = [example_row(env, example, 0) for example in env.examples("train")[:2]]
+    prompts = [rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2
+    out = func(prompts, trainer_stub(tiny_dir))
+    values = {
+        f.__name__: f(prompts=prompts, completions=[None] * 4, **{SCORES_FIELD: out[SCORES_FIELD]}) for f in funcs
+    }
+    for index, rollout in enumerate(func.last_rollouts):
+        assert rollout.rewards == {name: values[name][index] for name in values}
+        assert rollout.reward == pytest.approx(sum(w * values[f.__name__][index] for f, w in zip(funcs, weights)))
 
 
-def test_failing_reward_function_is_logged_not_zero(caplog: pytest.LogCaptureFixture) -> None:
+def stop_reason_reward(rollout: Rollout) -> float:
+    """Reads what only the episode knows: its `info` (set at reset) and its stop reason."""
+    return float(rollout.info["asked"] == rollout.example["prompt"] and rollout.stop_reason == "done")
+
+
+class _Recorded(SingleTurnEnv):
+    def setup_state(self, state: Any) -> None:
+        state.info["asked"] = state.example["prompt"]
+
+
+def test_a_single_turn_reward_reading_info_is_the_same_in_eval_and_in_a_grpo_step(tiny_dir: str) -> None:
+    from haystack_rl.training.evaluation import evaluate_model
+    from haystack_rl.training.multiturn import EnvRolloutFunc
+
+    env = _Recorded(
+        dataset=[{"prompt": f"say {i}"} for i in range(2)], rubric=Rubric.from_functions([stop_reason_reward])
+    )
+    assert evaluate_model(env, tiny_dir, max_new_tokens=4, temperature=1.0, seed=0)["reward"] == 1.0
+    func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=4)
+    rows = [example_row(env, example, 0) for example in env.examples("train")]
+    func([rows[0]["prompt"]] * 2 + [rows[1]["prompt"]] * 2, trainer_stub(tiny_dir))
+    assert [r.reward for r in func.last_rollouts] == [1.0] * 4
+    assert {r.stop_reason for r in func.last_rollouts} == {"done"}
+
+
+def test_a_failing_reward_function_is_none_for_trl_and_counted() -> None:
     def broken(rollout: Rollout) -> float:
         raise RuntimeError("boom")
 
-    def group_size(rollouts: list[Rollout]) -> list[float]:
-        return [float(len(rollouts))] * len(rollouts)
-
-    rubric = Rubric([RewardFunction(broken), RewardFunction(group_size, 0.0, group=True)])
-    env = SingleTurnEnv(dataset=[{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}], rubric=rubric)
-    funcs, weights = rubric_reward_funcs(env)
-    assert weights == [1.0, 0.0]
-    rows = [example_row(env, example, 0) for example in env.examples("train")] * 2
-    columns = {key: [row[key] for row in rows] for key in rows[0] if key != "prompt"}
-    completions = [[{"role": "assistant", "content": "z"}]] * 4
-    logged: list[tuple[str, float]] = []
-    with caplog.at_level(logging.WARNING):
-        out = funcs[0](
-            prompts=[r["prompt"] for r in rows],
-            completions=completions,
-            log_metric=lambda n, v: logged.append((n, v)),
-            **columns,
-        )
-    assert out == [None] * 4  # NaN in TRL, never a silent 0
-    assert "boom" in caplog.text and sum(funcs[0].errors.values()) == 4
-    assert logged and logged[0][0] == "reward_errors/broken"
-    assert funcs[1](prompts=[r["prompt"] for r in rows], completions=completions, **columns) == [2.0] * 4
+    env = SingleTurnEnv(dataset=[{"id": "a", "prompt": "x"}], rubric=Rubric([RewardFunction(broken)]))
+    rollout = env.score_group([Rollout("a", 0, 0)])[0]
+    (func,), weights = scored_reward_funcs(env)
+    assert weights == [1.0] and "boom" in rollout.reward_errors["broken"] and rollout.reward is None
+    assert func(prompts=["p"], completions=[None], **{SCORES_FIELD: [rollout_scores(rollout)]}) == [None]
 
 
 # --- SFT demonstrations ------------------------------------------------------------------------
@@ -239,9 +239,6 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path: Path, tiny_dir: str
 
 
 def test_cli_train_command(tmp_path: Path, tiny_dir: str) -> None:
-    app = typer.Typer()
-    app.command()(train)
-    app.command("noop")(lambda: None)  # a second command, so typer keeps `train` as a subcommand
     path = tmp_path / "train.yml"
     path.write_text(json.dumps(small_config(tmp_path, tiny_dir)))  # JSON is YAML
     result = CliRunner().invoke(app, ["train", str(path), "--set", "grpo.steps=1", "--set", "save_steps=5"])
@@ -264,7 +261,7 @@ def trainer_stub(model_dir: str) -> Any:
 
 
 def test_rollout_func_masks_environment_tokens(tiny_dir: str) -> None:
-    from haystack_rl.training.multiturn import SCORES_FIELD, EnvRolloutFunc, scored_reward_funcs
+    from haystack_rl.training.multiturn import EnvRolloutFunc
 
     env = load_environment("tic_tac_toe", num_train_examples=4, num_eval_examples=1, invalid_move_ends_game=False)
     func = EnvRolloutFunc(env, tiny_dir, num_generations=2, seed=0, max_new_tokens=6, max_total_tokens=18)
@@ -369,23 +366,30 @@ def test_env_mask_reaches_the_grpo_loss(tmp_path: Path, tiny_dir: str) -> None:
     assert any(0 in r.completion_tokens()[1] for r in rollouts)
 
 
-def test_reply_budget_warns_when_generation_would_cut_demonstrated_replies(caplog: pytest.LogCaptureFixture) -> None:
-    from datasets import Dataset
+def test_demonstrated_replies_longer_than_generation_are_refused_before_any_work(tmp_path: Path,
+                                                                                tiny_dir: str) -> None:  # fmt: skip
+    from transformers import AutoTokenizer
 
-    from haystack_rl.training.sft import check_reply_budget, longest_reply
+    from haystack_rl.training.sft import DemonstrationSetupError, check_reply_budget, reply_lengths
 
-    dataset = Dataset.from_dict(
-        {"input_ids": [[5] * 9, [5] * 4], "assistant_masks": [[0, 1, 1, 0, 1, 1, 1, 1, 0], [1] * 4]}
-    )
-    assert longest_reply(dataset) == 4
-    fits = TrainConfig.from_dict({"grpo": {"max_new_tokens": 4}})
-    with caplog.at_level(logging.WARNING, logger="haystack_rl.training.sft"):
-        check_reply_budget(dataset, fits, "env")
-        assert not caplog.records
-        check_reply_budget(
-            dataset, TrainConfig.from_dict({"grpo": {"max_new_tokens": 8}, "eval": {"max_new_tokens": 3}}), "env"
-        )
-    assert "reach 4 tokens, but eval.max_new_tokens=3" in caplog.text and "grpo.max_new_tokens" not in caplog.text
+    tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
+    guess = [ChatMessage.from_user("Guess?"), ChatMessage.from_assistant("<guess>50</guess>")]
+    assert reply_lengths(tokenizer, [guess, guess]) == [18]  # 17 byte tokens and the end-of-turn token
+    config = TrainConfig.from_dict({"grpo": {"max_new_tokens": 16}, "eval": {"max_new_tokens": 32}})
+    with pytest.raises(DemonstrationSetupError, match=r"1 of 1 distinct .* longer than grpo.max_new_tokens=16 .*"
+                                                      r"raise grpo.max_new_tokens to at least 18"):  # fmt: skip
+        check_reply_budget([18], config, "guess")
+    check_reply_budget([18], TrainConfig.from_dict({"grpo": {"max_new_tokens": 18}}), "guess")
+    # a multi-turn environment through the CLI: refused before the first evaluation, nothing trained
+    path = tmp_path / "train.yml"
+    config_dict = small_config(tmp_path, tiny_dir, env="tic_tac_toe", sft={"enabled": True})
+    config_dict["env_args"] = {"num_train_examples": 4}
+    config_dict["grpo"]["max_new_tokens"] = config_dict["eval"]["max_new_tokens"] = 4
+    path.write_text(json.dumps(config_dict))
+    result = CliRunner().invoke(app, ["train", str(path)])
+    said = " ".join(result.output.split())
+    assert result.exit_code == 2 and "raise eval.max_new_tokens and grpo.max_new_tokens to at least" in said, said
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
 
 
 def test_time_limit_stops_training(monkeypatch: pytest.MonkeyPatch) -> None:

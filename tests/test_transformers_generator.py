@@ -294,7 +294,7 @@ def test_parse_plain_text_is_untouched() -> None:
 
 def test_an_episode_that_outgrows_the_context_ends_scored_not_errored(make_generator: Any) -> None:
     from haystack_rl import load_environment
-    from haystack_rl.runner import play_episode
+    from haystack_rl.episode import play_episode
 
     env = load_environment("tic_tac_toe", num_eval_examples=1, invalid_move_ends_game=False)
     example = env.examples("eval")[0]

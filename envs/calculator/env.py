@@ -7,7 +7,6 @@ import re
 from collections import Counter
 from typing import Any
 
-from haystack import default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.tools import create_tool_from_function
 
@@ -234,25 +233,6 @@ class CalculatorEnv(ToolEnv):
         30% of the time) or `format-only` (the `format_only` baseline: right syntax, no skill).
         """
         return self.play_scripted(demonstration_policy(quality, oracle_baseline, format_only_baseline), example, seed)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the knobs (problems are regenerated from them)."""
-        return default_to_dict(
-            self,
-            num_train_examples=self.num_train_examples,
-            num_eval_examples=self.num_eval_examples,
-            max_turns=self.max_turns,
-            tool_timeout_s=self.tool_timeout_s,
-            data_seed=self.data_seed,
-            answer_reward=self.answer_reward,
-            tool_error_penalty=self.tool_error_penalty,
-            train_templates=self.train_templates,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CalculatorEnv:
-        """Deserialize."""
-        return default_from_dict(cls, data)
 
 
 def load_environment(**kwargs: Any) -> CalculatorEnv:

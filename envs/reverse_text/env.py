@@ -6,7 +6,6 @@ import difflib
 import random
 from typing import Any
 
-from haystack import default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl import Rollout, Rubric, SingleTurnEnv, TagParser
@@ -122,23 +121,6 @@ class ReverseTextEnv(SingleTurnEnv):
     def baselines(self) -> dict[str, Any]:
         """`oracle` (correct answers) and `copy` (the passage unreversed)."""
         return {"oracle": oracle_baseline, "copy": copy_baseline}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the knobs (the data is regenerated from them)."""
-        return default_to_dict(
-            self,
-            num_train_examples=self.num_train_examples,
-            num_eval_examples=self.num_eval_examples,
-            min_chars=self.min_chars,
-            max_chars=self.max_chars,
-            format_weight=self.format_weight,
-            data_seed=self.data_seed,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ReverseTextEnv:
-        """Deserialize."""
-        return default_from_dict(cls, data)
 
 
 def load_environment(**kwargs: Any) -> ReverseTextEnv:

@@ -6,7 +6,7 @@ import random
 import re
 from typing import Any
 
-from haystack import Document, Pipeline, default_from_dict, default_to_dict
+from haystack import Document, Pipeline
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.core.serialization import generate_qualified_class_name
 from haystack.dataclasses import ChatMessage, ToolCall
@@ -176,17 +176,6 @@ class SearchQAEnv(ToolEnv):
         30% of the time) or `format-only` (the `format_only` baseline: right syntax, no skill).
         """
         return self.play_scripted(demonstration_policy(quality, oracle_baseline, format_only_baseline), example, seed)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the knobs (corpus and tool are rebuilt from them)."""
-        return default_to_dict(self, top_k=self.top_k, f1_weight=self.f1_weight, max_turns=self.max_turns,
-                               tool_timeout_s=self.tool_timeout_s,
-                               tool_error_penalty=self.tool_error_penalty)  # fmt: skip
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SearchQAEnv:
-        """Deserialize."""
-        return default_from_dict(cls, data)
 
 
 def load_environment(**kwargs: Any) -> SearchQAEnv:

@@ -6,12 +6,11 @@ import random
 import re
 from typing import Any
 
-from haystack import default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
-from haystack_rl import MultiTurnEnv, Rollout, Rubric, State, TagParser
+from haystack_rl import EpisodeState, MultiTurnEnv, Rollout, Rubric, TagParser
+from haystack_rl.episode import derive_seed
 from haystack_rl.rubrics import RewardFunction
-from haystack_rl.runner import derive_seed
 from haystack_rl_envs.tic_tac_toe import game
 
 PARSER = TagParser("move")
@@ -190,9 +189,9 @@ class TicTacToeEnv(MultiTurnEnv):
         return splits["train"], splits["eval"]
 
     # --- episode -------------------------------------------------------------------------------
-    def reset(self, example: dict[str, Any], seed: int) -> tuple[list[ChatMessage], State]:
+    def setup_state(self, state: EpisodeState) -> None:
         """A new game; when the opponent starts, its first move is already on the board."""
-        state = State(example=example, seed=seed)
+        example = state.example
         p = float(example["random_move_prob"])
         state.info.update(
             board=game.EMPTY_BOARD, winner=None, model_starts=bool(example["model_starts"]), random_move_prob=p,
@@ -203,9 +202,12 @@ class TicTacToeEnv(MultiTurnEnv):
             cell = self._opponent_plays(state)
             opening = f"New game. You play X, the opponent plays O. The opponent moved first: {cell}."
         state.messages = [ChatMessage.from_system(SYSTEM_PROMPT), ChatMessage.from_user(self._ask(state, opening))]
-        return list(state.messages), state
 
-    def env_response(self, state: State, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+    def is_success(self, rollout: Rollout) -> bool:
+        """A win (the reward also counts format and invalid moves, so it cannot tell on its own)."""
+        return rollout.info.get("winner") == "model"
+
+    def env_response(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
         """Play the model's move and the opponent's answer; explain and ask again after an invalid move."""
         info = state.info
         info["turns"] = state.turn
@@ -241,7 +243,7 @@ class TicTacToeEnv(MultiTurnEnv):
             return None, f"cell {cell} is already taken by {board[cell - 1]}"
         return cell, None
 
-    def _opponent_plays(self, state: State) -> int:
+    def _opponent_plays(self, state: EpisodeState) -> int:
         """The opponent's move, seeded from (episode seed, board) so a whole group sees the same one."""
         board = state.info["board"]
         rng = random.Random(derive_seed(state.seed, board))
@@ -250,20 +252,20 @@ class TicTacToeEnv(MultiTurnEnv):
         state.info["moves"].append(["opponent", cell])
         return cell
 
-    def _game_over(self, state: State) -> bool:
+    def _game_over(self, state: EpisodeState) -> bool:
         result = game.winner(state.info["board"])
         if result is not None:
             state.info["winner"] = {MODEL_MARK: "model", OPPONENT_MARK: "opponent"}.get(result, "draw")
         return result is not None
 
     @staticmethod
-    def _ask(state: State, prefix: str) -> str:
+    def _ask(state: EpisodeState, prefix: str) -> str:
         board = state.info["board"]
         free = ", ".join(str(cell) for cell in game.legal_moves(board))
         return f"{prefix}\n\n{game.render(board)}\n\nFree cells: {free}. Your move (X)."
 
     @staticmethod
-    def _result(state: State, prefix: str) -> str:
+    def _result(state: EpisodeState, prefix: str) -> str:
         verdict = {"model": "you win", "opponent": "you lose", "draw": "it is a draw"}[state.info["winner"]]
         return f"{prefix}\n\n{game.render(state.info['board'])}\n\nGame over: {verdict}."
 
@@ -294,29 +296,6 @@ class TicTacToeEnv(MultiTurnEnv):
     def baselines(self) -> dict[str, Any]:
         """`random` (random legal moves) and `minimax` (the expert), both reading the board text."""
         return {"random": random_baseline, "minimax": minimax_baseline}
-
-    # --- serialization -----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize the knobs (the data is regenerated from them)."""
-        return default_to_dict(
-            self,
-            num_train_examples=self.num_train_examples,
-            num_eval_examples=self.num_eval_examples,
-            min_random_move_prob=self.min_random_move_prob,
-            max_random_move_prob=self.max_random_move_prob,
-            invalid_move_ends_game=self.invalid_move_ends_game,
-            max_turns=self.max_turns,
-            outcome_weight=self.outcome_weight,
-            format_weight=self.format_weight,
-            invalid_move_weight=self.invalid_move_weight,
-            demo_quality=self.demo_quality,
-            data_seed=self.data_seed,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TicTacToeEnv:
-        """Deserialize."""
-        return default_from_dict(cls, data)
 
 
 def load_environment(**kwargs: Any) -> TicTacToeEnv:

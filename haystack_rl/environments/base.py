@@ -1,40 +1,56 @@
-"""The environment contract: `State`, `Environment` (reset/step) and the examples it draws from."""
+"""The environment contract: `EpisodeState`, `Environment` (reset/step) and everything an author may provide."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from haystack import component
 from haystack.dataclasses import ChatMessage
 
+from haystack_rl import serialization
 from haystack_rl.rubrics.rubric import Rubric
+
+if TYPE_CHECKING:
+    from haystack_rl.rollout import Rollout
+
+#: Demonstration quality that names the environment's best play (see `Environment.demonstrate`).
+EXPERT = "expert"
 
 
 @dataclass
-class State:
+class EpisodeState:
     """
     Everything an environment needs to continue an episode; rubrics read it through `Rollout.info`.
 
     :param example: The task (prompt, answer and any environment-specific fields).
-    :param seed: The episode seed; every rollout of a group shares it.
+    :param seed: The episode seed; every rollout of a group shares it (so they face the same environment).
+    :param rollout_index: Which rollout of its group this episode is (0 for a lone episode).
     :param messages: The conversation so far, system prompt included.
-    :param info: Environment data that rubrics and summaries read (board, winner, counters...).
-        Must stay JSON-serializable: it is written to `results.jsonl`.
+    :param info: Environment data that rubrics and summaries read (board, winner, counters...). Must stay
+        JSON-serializable: it is written to `results.jsonl`.
+    :param objects: Per-episode Python objects (a game engine, a sandbox handle...). Never serialized.
     :param rng: Random generator seeded from `seed`, for the environment's own randomness.
     :param turn: Number of model replies so far.
     """
 
     example: dict[str, Any]
     seed: int
+    rollout_index: int = 0
     messages: list[ChatMessage] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
-    rng: random.Random = field(default_factory=random.Random)
+    objects: dict[str, Any] = field(default_factory=dict, repr=False)
+    rng: random.Random = field(default_factory=random.Random, repr=False)
     turn: int = 0
 
     def __post_init__(self) -> None:
         self.rng.seed(self.seed)
+
+
+class DemonstrationError(ValueError):
+    """An environment cannot demonstrate the quality asked for (no such baseline, no `demonstrate`)."""
 
 
 @component
@@ -42,14 +58,27 @@ class Environment:
     """
     Base class of all environments: a task dataset, a system prompt, a rubric, and `reset`/`step`.
 
-    Subclasses implement `step` (or use `SingleTurnEnv`/`MultiTurnEnv`, which do). The contract,
-    in Gymnasium's spirit:
+    The authoring contract, in one place (Gymnasium's spirit: two calls and a few optional hooks):
 
-    - `reset(example, seed) -> (messages, state)`: the opening conversation, deterministic given both;
-    - `step(state, reply) -> (new_messages, done)`: the environment's answer to one model reply.
+    - data: `dataset` (training examples, dicts with a `prompt`) and `eval_dataset`, or build them in
+      `__init__` from knobs; `examples(split)` serves them.
+    - `setup_state(state)`: fill `state.info` (JSON) and `state.objects` (live Python objects) at reset; it
+      may also write the opening `state.messages` (default: system prompt + the example's prompt).
+    - `step(state, reply) -> (new_messages, done)`: the environment's answer to one model reply
+      (`SingleTurnEnv` and `MultiTurnEnv.env_response` write it for you). `step_async` is its async twin.
+    - `rubric`: weighted reward functions over the finished `Rollout` (`rollout.info` holds `state.info`).
+    - `baselines()`: scripted policies by name, `(messages, rng) -> reply`; list the best one first (or name
+      it in `expert_baseline`).
+    - `demonstrate(example, seed, quality)`: a transcript for SFT warm start (default: the baseline named
+      `quality` plays the episode; `"expert"` is the expert baseline).
+    - `is_success(rollout)`: whether an episode solved the task (default: reward >= the rubric's maximum);
+      pass@k, `episodes/success` and the eval tables count it.
+    - `summary_breakdowns`: `state.info` keys that evaluation summaries split their figures by.
 
-    As a Haystack component, `run` performs one of those two calls, so an environment can sit in a
-    pipeline loop next to a chat generator.
+    Serialization is generic: an environment records its constructor arguments and `to_dict`/`from_dict`
+    rebuild it from them (knobs that regenerate the data, or the data itself), so a subclass writes no
+    serialization code. As a Haystack component, `run` performs `reset` or `step`, so an environment can sit
+    in a pipeline loop next to a chat generator.
 
     Usage example:
     ```python
@@ -61,6 +90,7 @@ class Environment:
     messages, state = env.reset(env.examples()[0], seed=0)
     new_messages, done = env.step(state, ChatMessage.from_assistant("hi"))
     assert done and state.messages[-1].text == "hi"
+    assert SingleTurnEnv.from_dict(env.to_dict()).examples() == env.examples()
     ```
     """
 
@@ -69,12 +99,19 @@ class Environment:
         # @component decorator (which would break their zero-argument super() calls).
         component.registry[f"{cls.__module__}.{cls.__name__}"] = cls
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Environment:  # noqa: D102 - records the constructor arguments
+        instance = object.__new__(cls)  # (not super(): the @component decorator makes a copy of this class)
+        serialization.record_init_arguments(instance, args, kwargs)
+        return instance
+
     #: Short name used in results and by the registry.
     name: str = "environment"
     #: One-line description shown by `haystack-rl envs`.
     description: str = ""
     #: Keys of `Rollout.info` that evaluation summaries split their figures by (e.g. who started).
     summary_breakdowns: tuple[str, ...] = ()
+    #: The baseline that `demonstrate(quality="expert")` plays (default: the first of `baselines()`).
+    expert_baseline: str | None = None
 
     def __init__(
         self,
@@ -82,11 +119,14 @@ class Environment:
         eval_dataset: list[dict[str, Any]] | None = None,
         system_prompt: str | None = None,
         rubric: Rubric | None = None,
+        name: str | None = None,
     ) -> None:
         self.dataset = _with_ids(dataset or [])
         self.eval_dataset = _with_ids(eval_dataset) if eval_dataset is not None else None
         self.system_prompt = system_prompt
         self.rubric = rubric if rubric is not None else Rubric()
+        if name:
+            self.name = name
 
     # --- data --------------------------------------------------------------------------------
     def examples(self, split: str = "eval", n: int | None = None) -> list[dict[str, Any]]:
@@ -113,35 +153,97 @@ class Environment:
             raise ValueError(f"{self.name}: example {example.get('id')!r} has no 'prompt' (text or messages)")
         return messages
 
-    def setup_state(self, state: State) -> None:
-        """Hook: fill `state.info` at reset (boards, counters...). Default: nothing."""
+    def setup_state(self, state: EpisodeState) -> None:
+        """Hook: fill `state.info` and `state.objects` at reset, or write the opening `state.messages`."""
 
-    def reset(self, example: dict[str, Any], seed: int) -> tuple[list[ChatMessage], State]:
+    def reset(
+        self, example: dict[str, Any], seed: int, rollout_index: int = 0
+    ) -> tuple[list[ChatMessage], EpisodeState]:
         """Start an episode: returns the opening messages and the state to pass to `step`."""
-        state = State(example=example, seed=seed)
+        state = EpisodeState(example=example, seed=seed, rollout_index=rollout_index)
         self.setup_state(state)
-        state.messages = self.initial_messages(example) + list(state.info.pop("_extra_messages", []))
+        if not state.messages:
+            state.messages = self.initial_messages(example)
         return list(state.messages), state
 
-    def step(self, state: State, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+    def step(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
         """Answer one model reply: returns the environment's new messages and whether the episode ended."""
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
+    async def step_async(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+        """Async twin of `step` (default: `step`, inline; override it when stepping waits on I/O)."""
+        return self.step(state, reply)
+
+    def warm_up(self) -> None:
+        """Load what the environment needs once (tools, models); called before the first episode."""
+
+    # --- what an author may add ----------------------------------------------------------------
     def baselines(self) -> dict[str, Any]:
         """
         Scripted policies that play this environment, by name (used as `--model baseline:NAME`).
 
-        Each value is a function `(messages, rng) -> reply text`; it sees only what a model sees.
+        Each value is a function `(messages, rng) -> reply text or assistant ChatMessage`; it sees only what a
+        model sees. List the best one first, or name it in `expert_baseline`.
         """
         return {}
 
+    def demonstrate(self, example: dict[str, Any], seed: int, quality: str = EXPERT) -> list[ChatMessage]:
+        """
+        A whole transcript for SFT warm start: the baseline named `quality` plays the episode (`"expert"`: the
+        `expert_baseline`, else the first of `baselines()`). Override it for demonstrations no baseline gives.
+
+        :raises DemonstrationError: When there is no such baseline.
+        """
+        baselines = self.baselines()
+        name = (self.expert_baseline or next(iter(baselines), None)) if quality == EXPERT else quality
+        if name is None or name not in baselines:
+            known = ", ".join(sorted(baselines)) or "none"
+            raise DemonstrationError(f"{self.name}: no demonstrations of quality {quality!r} (baselines: {known}); "
+                                     "add a baseline, override demonstrate(), or give SFT demonstrations")  # fmt: skip
+        return self.play_scripted(baselines[name], example, seed)
+
+    def play_scripted(self, policy: Any, example: dict[str, Any], seed: int) -> list[ChatMessage]:
+        """
+        The transcript of a scripted policy `(messages, rng) -> reply` on `example`, played by the episode player
+        (so it is what evaluation would play); its `rng` is seeded from `seed` and the example id.
+
+        :raises ValueError: When the episode fails.
+        """
+        from haystack_rl.episode import play_scripted_episode
+
+        rollout = play_scripted_episode(self, policy, example, seed)
+        if rollout.error:
+            raise ValueError(f"{self.name}: the scripted episode on example {example.get('id')!r} failed: "
+                             f"{rollout.error}")  # fmt: skip
+        return list(rollout.messages)
+
+    def is_success(self, rollout: Rollout) -> bool:
+        """Whether an episode solved its task (default: a reward at the rubric's maximum, `Rubric.max_reward`)."""
+        return rollout.reward is not None and rollout.reward >= self.rubric.max_reward - 1e-9
+
+    def score_group(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
+        """Score the rollouts of one example with the rubric and mark each one's `success`."""
+        scored = self.rubric.score_group(rollouts)
+        self._mark_success(scored)
+        return scored
+
+    async def score_group_async(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
+        """Async twin of `score_group` (reward functions run concurrently; see `Rubric.score_group_async`)."""
+        scored = await self.rubric.score_group_async(rollouts)
+        self._mark_success(scored)
+        return scored
+
+    def _mark_success(self, rollouts: Sequence[Rollout]) -> None:
+        for rollout in rollouts:
+            rollout.success = None if rollout.error else bool(self.is_success(rollout))
+
     # --- Haystack component ------------------------------------------------------------------
-    @component.output_types(messages=list[ChatMessage], new_messages=list[ChatMessage], state=State, done=bool)
+    @component.output_types(messages=list[ChatMessage], new_messages=list[ChatMessage], state=EpisodeState, done=bool)
     def run(
         self,
         example: dict[str, Any] | None = None,
         seed: int = 0,
-        state: State | None = None,
+        state: EpisodeState | None = None,
         replies: list[ChatMessage] | None = None,
     ) -> dict[str, Any]:
         """
@@ -160,6 +262,29 @@ class Environment:
                 raise ValueError(f"{self.name}: run() with a state needs the model's replies")
             new_messages, done = self.step(state, replies[0])
         return {"messages": list(state.messages), "new_messages": new_messages, "state": state, "done": done}
+
+    # --- serialization -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """
+        Serialize from the constructor arguments (see `haystack_rl.serialization`); a `name` set after
+        construction is kept too.
+        """
+        extra = {"name": self.name} if self.name != type(self).name else None
+        return serialization.to_dict(self, extra)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Environment:
+        """Rebuild from `to_dict` output (classes and functions go through Haystack's allowlist)."""
+        import inspect
+
+        params = serialization.init_parameters_from_dict(data)
+        accepted = inspect.signature(cls.__init__).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+        name = params.pop("name", None) if "name" not in accepted and not takes_any else None
+        environment = cls(**params)
+        if name:
+            environment.name = name
+        return environment
 
 
 def _with_ids(dataset: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import json
 import math
 import random
-from collections.abc import Callable, Coroutine, Sequence
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from haystack.core.serialization import component_from_dict, component_to_dict
 from haystack.dataclasses import ChatMessage
 
-from haystack_rl.environments.base import Environment, State
+from haystack_rl.asyncio_utils import run_sync
+from haystack_rl.environments.base import Environment, EpisodeState
 from haystack_rl.rollout import Rollout, TokenMismatchError
 
 #: Model replies after which an episode that has not ended counts as never ending.
@@ -79,8 +79,9 @@ def check_environment(
             restored = _round_trip(env, where)
             _compare(first, _play(restored, play, example, seed, where),
                      f"{where}: the environment rebuilt by from_dict(to_dict()) plays a different episode",
-                     "serialize every constructor argument in to_dict and accept it in __init__ (the data "
-                     "must be rebuilt identically from the knobs)")  # fmt: skip
+                     "build everything from the constructor's arguments and do not change the environment after "
+                     "construction (a to_dict of your own must keep every argument; without one, serialization is "
+                     "generic)")  # fmt: skip
             _check_rollout(env, play, example, seed, where, first)
 
 
@@ -129,8 +130,10 @@ def _play(env: Environment, policy: Policy, example: dict[str, Any], seed: int, 
         raise EnvironmentCheckError(f"{where}: reset() returned {type(result).__name__}; return (messages, state)")
     messages, state = result
     _check_messages(messages, f"{where}: reset()")
-    if not isinstance(state, State):
-        raise EnvironmentCheckError(f"{where}: reset() returned a {type(state).__name__} as state; return a State")
+    if not isinstance(state, EpisodeState):
+        raise EnvironmentCheckError(
+            f"{where}: reset() returned a {type(state).__name__} as state; return an EpisodeState"
+        )
     if not messages or [m.to_dict() for m in messages] != [m.to_dict() for m in state.messages]:
         raise EnvironmentCheckError(f"{where}: reset() returned messages that are not state.messages; "
                                     "return the opening conversation and keep it in state.messages")  # fmt: skip
@@ -191,23 +194,49 @@ def _short(message: dict[str, Any]) -> str:
 
 # --- serialization ---------------------------------------------------------------------------------------
 def _round_trip(env: Environment, where: str) -> Environment:
+    from haystack_rl.internals import allowed_modules
+
     try:
         data = component_to_dict(env, env.name)
         json.dumps(data)
     except Exception as error:
         raise EnvironmentCheckError(f"{where}: to_dict() failed or is not JSON/YAML-friendly ({type(error).__name__}: "
-                                    f"{error}); implement to_dict with default_to_dict over the constructor "
-                                    "arguments") from error  # fmt: skip
+                                    f"{error}); pass the constructor JSON-friendly values, components, tools or "
+                                    "module-level functions (no to_dict of your own is needed)") from error  # fmt: skip
     try:
-        restored = component_from_dict(type(env), data, env.name)
+        # the data was just written from the author's own live object, so the modules it names may be imported
+        with allowed_modules(_imported_modules_named(data)):
+            restored = component_from_dict(type(env), data, env.name)
     except Exception as error:
-        raise EnvironmentCheckError(f"{where}: from_dict(to_dict()) failed ({type(error).__name__}: {error}); make "
-                                    "from_dict accept what to_dict writes") from error  # fmt: skip
+        raise EnvironmentCheckError(f"{where}: from_dict(to_dict()) failed ({type(error).__name__}: "
+                                    f"{_short_error(error)}); if you wrote to_dict/from_dict, make them symmetric, or "
+                                    "delete them (serialization is generic)") from error  # fmt: skip
     if not isinstance(restored, type(env)):
         raise EnvironmentCheckError(
             f"{where}: from_dict returned a {type(restored).__name__}, not a {type(env).__name__}"
         )
     return restored
+
+
+def _imported_modules_named(data: Any) -> set[str]:
+    """Top-level packages, already imported in this process, that dotted names in serialized data start with."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        for value in data.values():
+            found |= _imported_modules_named(value)
+    elif isinstance(data, list):
+        for value in data:
+            found |= _imported_modules_named(value)
+    elif isinstance(data, str) and "." in data and " " not in data:
+        top = data.split(".", 1)[0]
+        if top in sys.modules:
+            found.add(top)
+    return found
+
+
+def _short_error(error: Exception) -> str:
+    """A Haystack loading error without its advice to load unsafely."""
+    return " ".join(str(error).split()).split(" If you trust the source", 1)[0]
 
 
 def _check_json(value: Any, where: str) -> None:
@@ -240,16 +269,16 @@ def _unserializable(value: Any, path: str) -> str | None:
 def _check_rollout(
     env: Environment, policy: Policy, example: dict[str, Any], seed: int, where: str, expected: dict[str, Any]
 ) -> None:
-    from haystack_rl.runner import play_episode
+    from haystack_rl.episode import play_episode
 
-    rollout = _run_sync(play_episode(env, _PolicyGenerator(policy), example, seed))
+    rollout = run_sync(play_episode(env, _PolicyGenerator(policy), example, seed))
     if rollout.error:
         raise EnvironmentCheckError(f"{where}: the rollout failed: {rollout.error}; fix the environment (or pass a "
                                     "policy that plays it correctly)")  # fmt: skip
     _compare(expected, {"messages": [_content(m) for m in rollout.messages], "info": expected["info"]},
              f"{where}: the rollout loop (play_episode) and direct reset/step calls give different episodes",
-             "keep all episode state in the State object, not on the environment")  # fmt: skip
-    env.rubric.score_group([rollout])
+             "keep all episode state in the EpisodeState (info, objects), not on the environment")  # fmt: skip
+    env.score_group([rollout])
     if rollout.reward_errors:
         raise EnvironmentCheckError(f"{where}: reward functions raised {rollout.reward_errors}; make them handle "
                                     "every finished rollout (read state through rollout.info)")  # fmt: skip
@@ -295,13 +324,3 @@ class _PolicyGenerator:
     ) -> dict[str, Any]:
         turn = sum(m.is_from("assistant") for m in messages)
         return {"replies": [self.policy(messages, turn)]}
-
-
-def _run_sync(coroutine: Coroutine[Any, Any, Rollout]) -> Rollout:
-    """Run a coroutine to completion, also from code that already runs an event loop (notebooks)."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coroutine)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coroutine).result()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from haystack.dataclasses import ChatMessage
 
-from haystack_rl.environments.base import Environment, State
+from haystack_rl.environments.base import Environment, EpisodeState
 
 
 class SingleTurnEnv(Environment):
@@ -27,7 +27,7 @@ class SingleTurnEnv(Environment):
 
     name = "single_turn"
 
-    def step(self, state: State, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+    def step(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
         """Record the reply; the episode is over."""
         state.messages.append(reply)
         state.turn += 1

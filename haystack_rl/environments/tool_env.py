@@ -1,21 +1,21 @@
-"""ToolEnv: the model calls Haystack tools; results come back as tool messages until it answers."""
+"""ToolEnv: the model calls Haystack tools, run exactly as a deployed Haystack `Agent` runs them."""
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from haystack import default_from_dict, default_to_dict
-from haystack.dataclasses import ChatMessage, ToolCall
+from haystack.components.agents.state import State as AgentState
+from haystack.dataclasses import ChatMessage
 from haystack.tools import Tool, ToolsType, flatten_tools_or_toolsets
-from haystack.tools.serde_utils import deserialize_tools_or_toolset_inplace, serialize_tools_or_toolset
+from haystack.tools.utils import warm_up_tools
 
-from haystack_rl.environments.base import State
+from haystack_rl.environments.base import EpisodeState
 from haystack_rl.environments.multi_turn import MultiTurnEnv
+from haystack_rl.environments.tool_execution import jsonable, state_keys, tool_use_info, with_timeout
+from haystack_rl.internals import agent_exit_reason, run_tools_like_agent
 from haystack_rl.rubrics.rubric import Rubric
 
 if TYPE_CHECKING:
@@ -23,10 +23,6 @@ if TYPE_CHECKING:
 
     from haystack_rl.tasks import TaskSource
 
-#: Name of the stand-in `ToolCall` that malformed tool-call text is answered with.
-MALFORMED_CALL_NAME = "invalid_tool_call"
-#: Kinds of tool errors counted in `state.info["tool_errors"]`.
-ERROR_KINDS = ("malformed", "unknown_tool", "invalid_arguments", "tool_error", "timeout")
 #: A scripted policy, as baselines are: `(messages so far, rng) -> reply text or ChatMessage`.
 ScriptedPolicy = Callable[[list[ChatMessage], random.Random], "str | ChatMessage"]
 #: Qualities of scripted tool-use demonstrations (the `quality` knob of `demonstrate`): the expert's
@@ -34,6 +30,8 @@ ScriptedPolicy = Callable[[list[ChatMessage], random.Random], "str | ChatMessage
 #: tools in the right syntax but with unskilled arguments, or answers without using the result.
 DEMO_QUALITIES = ("expert", "noisy", "format-only")
 NOISY_NOVICE_PROB = 0.3
+#: `state.objects` key of the episode's Haystack Agent `State` (what tools read and write).
+AGENT_STATE = "agent_state"
 
 
 class ToolEnv(MultiTurnEnv):
@@ -41,25 +39,23 @@ class ToolEnv(MultiTurnEnv):
     A multi-turn environment where the model calls Haystack tools (`Tool`, `Toolset`, `ComponentTool`,
     `PipelineTool`; functions become tools with `create_tool_from_function` or `@tool`).
 
-    Each reply's tool calls are executed with `Tool.invoke` (in a thread, at most `tool_timeout_s`
-    seconds each) and answered with one tool message per call. A reply without tool calls is the final
-    answer and ends the episode (stop reason "done"); `max_turns` bounds the episode ("max_turns").
+    Tools run exactly as a deployed Haystack `Agent` runs them (its own tool-running code): one tool message
+    per call; an unknown tool or a raising tool is answered with an error tool message and the episode goes
+    on; `inputs_from_state`/`outputs_to_state`, `outputs_to_string` (one or several outputs), `raw_result`,
+    async tools and `warm_up` behave as in the Agent. A reply without tool calls ends the episode as it ends an
+    Agent run: a reply with text is the final answer (stop reason "done"; "length" when it was cut), and an
+    empty reply asks the model again. **Tool-call text that does not parse is not a call**: the reply is a
+    final answer, as in the deployed Agent, and the generator's `meta["tool_call_errors"]` counts it as a
+    "malformed" tool error. A call of a tool in `exit_conditions` that succeeds ends the episode, as in the
+    Agent. `max_turns` bounds the model replies ("max_turns").
 
-    Nothing the model emits crashes the episode. Each of these becomes a tool message with
-    `error=True` and a text saying what to fix, and is counted in `state.info["tool_errors"][kind]`:
-    malformed tool-call text (`reply.meta["tool_call_errors"]`, as `TransformersChatGenerator` reports
-    it; kind "malformed", answered with a stand-in call named `invalid_tool_call`, and the episode goes
-    on even when the reply held no well-formed call), an unknown tool ("unknown_tool"), arguments that
-    violate the tool's JSON schema, missing, extra or ill-typed ("invalid_arguments"), a raising tool
-    ("tool_error") and a tool slower than `tool_timeout_s` ("timeout"; its thread is abandoned, not killed).
-    `state.info["tool_calls"]` counts every attempted call, malformed ones included.
+    Each call is limited to `tool_timeout_s` seconds (a training safety the Agent does not have: its thread
+    is abandoned and the call answered with an error). `state.info` counts `tool_calls` and `tool_errors` by
+    kind (see `tool_execution.tool_use_info`, which the episode player also applies to an Agent's own tools).
 
-    Stateful tools use Haystack's own `inputs_from_state` (state key -> parameter name): those
-    parameters must not be in the tool's schema (`create_tool_from_function` and `ComponentTool` leave
-    them out), the model cannot set them, and ToolEnv injects `state.info[state_key]` (set it in
-    `setup_state`, e.g. a per-rollout sandbox directory or document ids).
-
-    Tool calls run inside `step`, which the rollout loop calls from its event loop: keep tools quick.
+    Tools read Agent-state keys from `state.info` (set them in `setup_state`, e.g. a per-rollout sandbox
+    directory or document ids); what they write to the state (`outputs_to_state`) is copied back into
+    `state.info` (as JSON; the live values stay in `state.objects["agent_state"]`).
 
     Usage example:
     ```python
@@ -77,8 +73,9 @@ class ToolEnv(MultiTurnEnv):
     results, done = env.step(state, ChatMessage.from_assistant(tool_calls=[call]))
     assert results[0].tool_call_result.result == "5" and not done
     results, done = env.step(state, ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="mul", arguments={})]))
-    assert results[0].tool_call_result.error and state.info["tool_errors"]["unknown_tool"] == 1
-    assert env.step(state, ChatMessage.from_assistant("5"))[1] is True
+    assert results[0].tool_call_result.error and not done
+    assert env.step(state, ChatMessage.from_assistant("<answer>5</answer>"))[1] is True
+    assert ToolEnv.from_dict(env.to_dict()).tools[0].name == "add"
     ```
 
     :param tools: The tools, as handed to the policy (kept in the `tools` attribute).
@@ -88,8 +85,11 @@ class ToolEnv(MultiTurnEnv):
     :param rubric: Scores finished rollouts.
     :param max_turns: Most model replies per episode.
     :param tool_timeout_s: Most seconds one tool call may take.
-    :param baselines: Scripted policies by name (`--model baseline:NAME`; an `oracle` one gives SFT
-        demonstrations). Not serialized.
+    :param baselines: Scripted policies by name (`--model baseline:NAME`; the first gives "expert" SFT
+        demonstrations); module-level functions, so they serialize.
+    :param exit_conditions: Tool names whose successful call ends the episode (the Agent's `exit_conditions`).
+    :param state_schema: The Agent's `state_schema` (default: every key the tools read or write, any type).
+    :param name: Name in results (default: "tool_env").
     """
 
     name = "tool_env"
@@ -104,25 +104,32 @@ class ToolEnv(MultiTurnEnv):
         max_turns: int = 10,
         tool_timeout_s: float = 10.0,
         baselines: Mapping[str, ScriptedPolicy] | None = None,
+        exit_conditions: list[str] | None = None,
+        state_schema: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> None:
         super().__init__(dataset=dataset, eval_dataset=eval_dataset, system_prompt=system_prompt, rubric=rubric,
-                         max_turns=max_turns)  # fmt: skip
+                         max_turns=max_turns, name=name)  # fmt: skip
         if tool_timeout_s <= 0:
             raise ValueError(f"{self.name}: tool_timeout_s must be > 0, got {tool_timeout_s}")
         self.tools = tools
         self.tool_timeout_s = tool_timeout_s
+        self.exit_conditions = list(exit_conditions or [])
+        self.state_schema = dict(state_schema or {})
         self._baselines = dict(baselines or {})
-        self._tools_by_name: dict[str, Tool] = {}
-        for tool in flatten_tools_or_toolsets(tools):
-            if tool.name in self._tools_by_name:
-                raise ValueError(f"{self.name}: two tools are named {tool.name!r}; tool names must be unique")
+        flat = flatten_tools_or_toolsets(tools)
+        names = [tool.name for tool in flat]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.name}: tool names must be unique, got {names}")
+        for tool in flat:
             hidden = set((tool.inputs_from_state or {}).values()) & set(tool.parameters.get("properties", {}))
             if hidden:
                 raise ValueError(
                     f"{self.name}: tool {tool.name!r} takes {sorted(hidden)} from state but also lists them in "
                     "its schema; remove them from `parameters` so the model cannot set them"
                 )
-            self._tools_by_name[tool.name] = tool
+        self._timed_tools: list[Tool] = [with_timeout(tool, tool_timeout_s) for tool in flat]
+        self._warm = False
 
     @classmethod
     def from_agent(
@@ -136,15 +143,16 @@ class ToolEnv(MultiTurnEnv):
         name: str | None = None,
     ) -> ToolEnv:
         """
-        The tool environment of a Haystack `Agent`: its own tools, system prompt and step limit
-        (`max_agent_steps` -> `max_turns`), so there is no second definition to keep in sync.
+        The tool environment of a Haystack `Agent`: its own tools, system prompt, step limit
+        (`max_agent_steps` -> `max_turns`), exit conditions and state schema, so there is no second definition
+        to keep in sync.
 
         Usage example:
         ```python
         from haystack_rl import ToolEnv
 
         env = ToolEnv.from_agent("pipelines/search_agent.yml", [{"prompt": "Who founded X?", "answer": "Y"}])
-        assert env.tools[0].name == "search" and env.max_turns == 6
+        assert env.tools[0].name == "search" and env.max_turns == 6 and env.name == "search_agent"
         ```
 
         :param agent: An `Agent`, or the path of a YAML file holding one (a pipeline, or an eval pipeline
@@ -155,7 +163,7 @@ class ToolEnv(MultiTurnEnv):
             `numeric_match`, `numeric_closeness`, `token_f1`: the final `<answer>` against the `answer` column).
         :param eval_dataset: Evaluation tasks (default: the training tasks).
         :param tool_timeout_s: Most seconds one tool call may take.
-        :param baselines: Scripted policies (an `oracle` gives SFT demonstrations).
+        :param baselines: Scripted policies (the first gives "expert" SFT demonstrations).
         :param name: Name in results (default: the YAML file's stem, or "agent").
         """
         from haystack_rl.agents import AgentDefinitionError, load_agent
@@ -170,7 +178,7 @@ class ToolEnv(MultiTurnEnv):
         if not loaded.tools:
             raise AgentDefinitionError(f"{where}: the Agent has no tools; a tool environment needs at least one")
         required = ("prompt",) if isinstance(rubric, Rubric) else ("prompt", "answer")
-        env = cls(
+        return cls(
             tools=loaded.tools,
             dataset=load_tasks(dataset, required),
             eval_dataset=load_tasks(eval_dataset, required) if eval_dataset is not None else None,
@@ -179,118 +187,72 @@ class ToolEnv(MultiTurnEnv):
             max_turns=loaded.max_agent_steps,
             tool_timeout_s=tool_timeout_s,
             baselines=baselines,
+            exit_conditions=[c for c in loaded.exit_conditions if c != "text"],
+            state_schema=loaded.state_schema,
+            name=name or (Path(agent).stem if isinstance(agent, str | Path) else "agent"),
         )
-        env.name = name or (Path(agent).stem if isinstance(agent, str | Path) else "agent")
-        return env
 
     def baselines(self) -> dict[str, Any]:
         """The scripted policies given to the constructor."""
         return dict(self._baselines)
 
-    def play_scripted(self, policy: ScriptedPolicy, example: dict[str, Any], seed: int) -> list[ChatMessage]:
-        """
-        The whole transcript of a scripted policy (a baseline's shape) on `example`, e.g. for `demonstrate`;
-        its `rng` is seeded from `seed` and the example id, apart from the environment's own.
-        """
-        _, state = self.reset(example, seed)
-        rng = random.Random(f"{seed}/{example.get('id')}/scripted")
-        done = False
-        while not done:
-            reply = policy(list(state.messages), rng)
-            _, done = self.step(state, ChatMessage.from_assistant(reply) if isinstance(reply, str) else reply)
-        state.info.pop("stop_reason", None)
-        return list(state.messages)
+    def warm_up(self) -> None:
+        """Warm up the tools once (as the Agent's `warm_up` does)."""
+        if not self._warm:
+            warm_up_tools(self._timed_tools)
+            self._warm = True
 
     # --- episode -----------------------------------------------------------------------------------
-    def reset(self, example: dict[str, Any], seed: int) -> tuple[list[ChatMessage], State]:
-        """Start an episode; `state.info` gets zeroed `tool_calls` and `tool_errors` counters."""
-        messages, state = super().reset(example, seed)
-        state.info.setdefault("tool_calls", 0)
-        state.info.setdefault("tool_errors", {kind: 0 for kind in ERROR_KINDS})
-        return messages, state
+    def step(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+        """Run the reply's tool calls (see the class docstring); blocking twin of `step_async`."""
+        from haystack_rl.asyncio_utils import run_sync
 
-    def env_response(self, state: State, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
-        """Run the reply's tool calls (one tool message each); a reply without any call ends the episode."""
-        malformed = list(reply.meta.get("tool_call_errors") or [])
-        if not reply.tool_calls and not malformed:
-            return [], True
-        results: list[ChatMessage] = []
-        for index, problem in enumerate(malformed):
-            origin = ToolCall(tool_name=MALFORMED_CALL_NAME, arguments={}, id=f"malformed_{state.turn}_{index}")
-            text = (f"Error: could not read a tool call: {problem}. Write each call as "
-                    '<tool_call>{"name": "<tool name>", "arguments": {...}}</tool_call> with valid JSON.')  # fmt: skip
-            results.append(self._error(state, "malformed", text, origin))
-        for call in reply.tool_calls:
-            results.append(self.call_tool(state, call))
-        return results, False
+        return run_sync(self.step_async(state, reply))
 
-    def call_tool(self, state: State, call: ToolCall) -> ChatMessage:
-        """Execute one tool call and return its tool message (an error message on any failure)."""
-        tool = self._tools_by_name.get(call.tool_name)
-        if tool is None:
-            known = ", ".join(sorted(self._tools_by_name)) or "none"
-            return self._error(state, "unknown_tool", f"Error: unknown tool {call.tool_name!r}. Available tools: "
-                               f"{known}.", call)  # fmt: skip
-        problem = validate_arguments(tool, call.arguments)
-        if problem:
-            return self._error(state, "invalid_arguments", f"Error: invalid arguments for tool {tool.name!r}: "
-                               f"{problem}. Expected: {_signature(tool)}.", call)  # fmt: skip
-        arguments = dict(call.arguments)
-        for state_key, parameter in (tool.inputs_from_state or {}).items():
-            if state_key not in state.info:
-                raise KeyError(f"{self.name}: tool {tool.name!r} reads state key {state_key!r}, which state.info "
-                               "lacks; set it in setup_state")  # fmt: skip
-            arguments[parameter] = state.info[state_key]
-        outcome: dict[str, Any] = {}
+    async def step_async(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+        """Run the reply's tool calls as the Agent would; a reply without any call ends the episode."""
+        state.messages.append(reply)
+        state.turn += 1
+        if not reply.tool_calls:
+            state.info.update(tool_use_info(state.messages, self.tools))
+            reason = agent_exit_reason(reply)
+            if reason is None:  # an empty reply: the Agent asks the model again
+                return self._after_response(state, [], False)
+            if reason != "text":
+                state.info["stop_reason"] = reason
+            return self._after_response(state, [], True)
+        self.warm_up()
+        agent_state = self._agent_state(state)
+        agent_state.data["messages"] = list(state.messages)
+        results = await run_tools_like_agent(reply, self._timed_tools, agent_state)
+        for key in self._output_keys():
+            if agent_state.has(key):
+                state.info[key] = jsonable(agent_state.get(key))
+        state.info.update(tool_use_info([*state.messages, *results], self.tools))
+        return self._after_response(state, results, self._exit_called(reply, results))
 
-        def invoke() -> None:
-            try:
-                outcome["result"] = tool.invoke(**arguments)
-            except BaseException as error:  # noqa: BLE001 - handed to the episode as an error message
-                outcome["error"] = error
+    def _agent_state(self, state: EpisodeState) -> AgentState:
+        """The episode's Agent `State`, made on first use from the schema and `state.info`."""
+        if AGENT_STATE not in state.objects:
+            schema = {key: {"type": Any} for key in state_keys(self.tools) - {"messages"}}
+            schema.update(self.state_schema)
+            data = {key: state.info[key] for key in schema if key in state.info}
+            state.objects[AGENT_STATE] = AgentState(schema=schema, data=data)
+        agent_state: AgentState = state.objects[AGENT_STATE]
+        return agent_state
 
-        worker = threading.Thread(target=invoke, name=f"tool-{tool.name}", daemon=True)
-        worker.start()
-        worker.join(self.tool_timeout_s)
-        if worker.is_alive():
-            return self._error(state, "timeout", f"Error: tool {tool.name!r} did not finish within "
-                               f"{self.tool_timeout_s:g} s. Try a simpler call.", call)  # fmt: skip
-        if "error" in outcome:
-            error = outcome["error"]
-            cause = error.__cause__ or error
-            return self._error(state, "tool_error", f"Error: tool {tool.name!r} failed: {type(cause).__name__}: "
-                               f"{cause}. Check the arguments and try again.", call)  # fmt: skip
-        state.info["tool_calls"] = state.info.get("tool_calls", 0) + 1
-        return ChatMessage.from_tool(tool_result_text(tool, outcome.get("result")), origin=call)
+    def _output_keys(self) -> list[str]:
+        return [key for tool in flatten_tools_or_toolsets(self.tools) for key in (tool.outputs_to_state or {})]
 
-    def _error(self, state: State, kind: str, text: str, origin: ToolCall) -> ChatMessage:
-        state.info["tool_calls"] = state.info.get("tool_calls", 0) + 1
-        errors = state.info.setdefault("tool_errors", {k: 0 for k in ERROR_KINDS})
-        errors[kind] = errors.get(kind, 0) + 1
-        return ChatMessage.from_tool(text, origin=origin, error=True)
-
-    # --- serialization -----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        """Serialize (tools through Haystack's tool serialization; function tools must be module-level)."""
-        return default_to_dict(
-            self,
-            tools=serialize_tools_or_toolset(self.tools),
-            dataset=self.dataset,
-            eval_dataset=self.eval_dataset,
-            system_prompt=self.system_prompt,
-            rubric=self.rubric.to_dict(),
-            max_turns=self.max_turns,
-            tool_timeout_s=self.tool_timeout_s,
-        )
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ToolEnv:
-        """Deserialize."""
-        params = dict(data.get("init_parameters", {}))
-        deserialize_tools_or_toolset_inplace(params, key="tools")
-        if isinstance(params.get("rubric"), dict):
-            params["rubric"] = Rubric.from_dict(params["rubric"])
-        return default_from_dict(cls, {**data, "init_parameters": params})
+    def _exit_called(self, reply: ChatMessage, results: list[ChatMessage]) -> bool:
+        """Whether a tool of `exit_conditions` was called and did not fail (the Agent's rule)."""
+        if not self.exit_conditions:
+            return False
+        failed = {
+            m.tool_call_result.origin.tool_name for m in results if m.tool_call_result and m.tool_call_result.error
+        }
+        called = [call.tool_name for call in reply.tool_calls if call.tool_name in self.exit_conditions]
+        return bool(called) and not (set(called) & failed)
 
 
 def demonstration_policy(
@@ -311,64 +273,3 @@ def demonstration_policy(
         return novice(messages, rng) if rng.random() < noise else expert(messages, rng)
 
     return noisy
-
-
-def validate_arguments(tool: Tool, arguments: dict[str, Any]) -> str | None:
-    """
-    Check tool-call arguments against the tool's JSON schema; returns what is wrong, or None.
-
-    Missing required and unexpected arguments are reported by name (an argument not in the schema's
-    `properties` is unexpected even when the schema allows additional properties: the model must not
-    reach hidden or state-injected parameters); types and other constraints go through `jsonschema`.
-    """
-    schema = tool.parameters or {}
-    properties = schema.get("properties", {})
-    missing = [name for name in schema.get("required", []) if name not in arguments]
-    unexpected = [name for name in arguments if name not in properties]
-    problems = []
-    if missing:
-        problems.append(f"missing required argument(s) {', '.join(repr(n) for n in missing)}")
-    if unexpected:
-        problems.append(f"unexpected argument(s) {', '.join(repr(n) for n in unexpected)}")
-    if problems:
-        return "; ".join(problems)
-    try:
-        import jsonschema
-    except ImportError:  # pragma: no cover - jsonschema ships with haystack-ai
-        return None
-    validator = jsonschema.validators.validator_for(schema)(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(arguments))
-    if error is None:
-        return None
-    where = ".".join(str(part) for part in error.absolute_path)
-    return f"{where + ': ' if where else ''}{error.message}"
-
-
-def tool_result_text(tool: Tool, result: Any) -> str:
-    """
-    A tool result as the text of a tool message: the tool's `outputs_to_string` (`source` and/or
-    `handler`) when set, else strings as they are and anything else as JSON (`to_dict` where available).
-    """
-    config = tool.outputs_to_string or {}
-    if "source" in config and isinstance(result, dict):
-        result = result.get(config["source"])
-    handler = config.get("handler")
-    if callable(handler):
-        result = handler(result)
-    if isinstance(result, str):
-        return result
-    return json.dumps(result, ensure_ascii=False, default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return str(value)
-
-
-def _signature(tool: Tool) -> str:
-    properties = tool.parameters.get("properties", {})
-    required = set(tool.parameters.get("required", []))
-    parts = [f"{name}: {spec.get('type', 'any')}{'' if name in required else ' (optional)'}"
-             for name, spec in properties.items()]  # fmt: skip
-    return f"{tool.name}({', '.join(parts)})"

@@ -38,13 +38,16 @@ class FunctionChatGenerator:
         self.function = function
         self.name = name or getattr(function, "__name__", "function")
 
+    def episode_rng(self, generation_kwargs: dict[str, Any] | None) -> random.Random:
+        """The random generator handed to the function: seeded from `generation_kwargs["seed"]` when given."""
+        return random.Random((generation_kwargs or {}).get("seed"))
+
     @component.output_types(replies=list[ChatMessage])
     def run(
         self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None, tools: Any = None
     ) -> dict[str, Any]:
         """Call the function on the conversation; returns one reply (`tools` is accepted and ignored)."""
-        rng = random.Random((generation_kwargs or {}).get("seed"))
-        out = self.function(list(messages), rng)
+        out = self.function(list(messages), self.episode_rng(generation_kwargs))
         meta = {"model": f"baseline:{self.name}"}
         if isinstance(out, ChatMessage):
             if not out.is_from("assistant"):

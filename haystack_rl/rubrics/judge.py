@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -80,13 +81,29 @@ class JudgeReward:
 
     def __call__(self, rollout: Rollout) -> float:
         """Ask the judge and parse its score; raises `ValueError` when the reply has no valid score."""
+        from haystack_rl.asyncio_utils import run_sync
+
+        return run_sync(self.score_async(rollout))
+
+    async def score_async(self, rollout: Rollout) -> float:
+        """
+        Async twin of `__call__`: the judge's `run_async` when it has one, else its `run` in a thread, so a
+        rubric scoring many rollouts waits on the judge for all of them at once.
+        """
         if hasattr(self.generator, "warm_up"):
-            self.generator.warm_up()
+            await asyncio.to_thread(self.generator.warm_up)
         kwargs: dict[str, Any] = {"messages": [ChatMessage.from_user(self.render(rollout))]}
         if self.generation_kwargs is not None:
             kwargs["generation_kwargs"] = self.generation_kwargs
-        replies = self.generator.run(**kwargs).get("replies") or []
-        text = (replies[0].text or "") if replies else ""
+        if hasattr(self.generator, "run_async"):
+            result = await self.generator.run_async(**kwargs)
+        else:
+            result = await asyncio.to_thread(self.generator.run, **kwargs)
+        replies = result.get("replies") or []
+        return self.parse_score((replies[0].text or "") if replies else "")
+
+    def parse_score(self, text: str) -> float:
+        """The score in a judge's reply; raises `ValueError` when there is none or it is outside [0, 1]."""
         match = self._pattern.search(text)
         if match is None:
             raise ValueError(

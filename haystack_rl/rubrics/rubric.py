@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -104,11 +106,38 @@ class Rubric:
         """Score one rollout (group functions see a group of one)."""
         return self.score_group([rollout])[0]
 
+    @property
+    def weights(self) -> list[float]:
+        """
+        Each function's weight in the total reward, normalized when `normalize` is on (divided by the sum of
+        positive weights, so `sum(w * r)` is the total), as TRL's `reward_weights` want them.
+        """
+        scale = self._scale()
+        return [f.weight / scale if scale > 0 else f.weight for f in self.functions]
+
+    @property
+    def max_reward(self) -> float:
+        """
+        The best total reward when every reward function returns its best value, taken as 1 (so 1.0 when
+        `normalize` is on); `Environment.is_success` compares with it by default.
+        """
+        return 1.0 if self._scale() > 0 else sum(f.weight for f in self.functions if f.weight > 0)
+
     def score_group(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
         """Score the rollouts of one example together; fills reward, rewards, metrics and reward_errors."""
+        from haystack_rl.asyncio_utils import run_sync
+
+        return run_sync(self.score_group_async(rollouts))
+
+    async def score_group_async(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
+        """
+        Async twin of `score_group`: every function scores every rollout concurrently; an `async def` function,
+        or an object with `score_async` (e.g. `JudgeReward`), is awaited, so slow judges do not wait on
+        each other; plain functions run inline.
+        """
         start = time.perf_counter()
-        for fn in self.functions:
-            values = self._call(fn, rollouts)
+        results = await asyncio.gather(*(self._call(fn, rollouts) for fn in self.functions))
+        for fn, values in zip(self.functions, results):
             for rollout, value in zip(rollouts, values):
                 if isinstance(value, BaseException):
                     rollout.reward_errors[fn.name] = f"{type(value).__name__}: {value}"
@@ -122,20 +151,32 @@ class Rubric:
             rollout.timing["scoring_s"] = elapsed
         return list(rollouts)
 
-    def _call(self, fn: RewardFunction, rollouts: Sequence[Rollout]) -> list[float | BaseException]:
+    async def _call(self, fn: RewardFunction, rollouts: Sequence[Rollout]) -> list[float | BaseException]:
+        scorer = getattr(fn.func, "score_async", None)
+        asynchronous = scorer is not None or inspect.iscoroutinefunction(fn.func)
+        call = scorer if scorer is not None else fn.func
+
+        async def one(argument: Any) -> Any:
+            value = call(argument)
+            return await value if asynchronous else value
+
         try:
             if fn.group:
-                values = list(fn.func(rollouts))
+                values = list(await one(rollouts))
                 if len(values) != len(rollouts):
                     raise ValueError(f"group function returned {len(values)} values for {len(rollouts)} rollouts")
                 return [float(v) for v in values]
         except Exception as error:  # noqa: BLE001 - recorded on every rollout of the group
             return [error] * len(rollouts)
+        outcomes = await asyncio.gather(*(one(rollout) for rollout in rollouts), return_exceptions=True)
         out: list[float | BaseException] = []
-        for rollout in rollouts:
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                out.append(outcome)  # recorded on the rollout, never a silent 0
+                continue
             try:
-                out.append(float(fn.func(rollout)))
-            except Exception as error:  # noqa: BLE001 - recorded on the rollout, never a silent 0
+                out.append(float(outcome))
+            except (TypeError, ValueError) as error:
                 out.append(error)
         return out
 
@@ -144,8 +185,11 @@ class Rubric:
         if any(f.name in rollout.reward_errors for f in weighted):
             return None
         total = sum(f.weight * rollout.rewards[f.name] for f in weighted)
-        scale = sum(f.weight for f in weighted if f.weight > 0) if self.normalize else 0.0
+        scale = self._scale()
         return total / scale if scale > 0 else total
+
+    def _scale(self) -> float:
+        return sum(f.weight for f in self.functions if f.weight > 0) if self.normalize else 0.0
 
     @component.output_types(rollouts=list[Any])
     def run(self, rollouts: list[Rollout]) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from haystack import default_from_dict, default_to_dict
 
 from haystack_rl.rubrics.parsers import TagParser
 from haystack_rl.rubrics.rubric import RewardFunction, Rubric
@@ -80,21 +83,80 @@ def token_f1(rollout: Rollout) -> float:
     return max(f1_score(answer, ref) for ref in _references(rollout))
 
 
-def _numeric_answer(rollout: Rollout) -> tuple[float, float] | None:
-    """(the final `<answer>` as a number, the example's numeric `answer`), or None when the reply has no number."""
-    answer = final_answer(rollout)
-    if answer is None:
-        return None
+def parse_number(text: Any) -> float | None:
+    """
+    A number written as people write them: `1000`, `1,000`, `1 000`, `1_000`, `-3.5`, `1e3` (None for anything
+    else). Both sides of a numeric reward are read with it, so a reference "1,000" equals an answer "1000".
+    """
+    cleaned = re.sub(r"(?<=\d)[,_ ](?=\d{3}\b)", "", str(text).strip())
     try:
-        return float(answer.strip().replace(",", "")), float(str(rollout.example["answer"]))
+        value = float(cleaned)
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
 
 
-def numeric_match(rollout: Rollout) -> float:
-    """1 when the final `<answer>` is a number equal to the example's numeric `answer` (commas allowed)."""
-    pair = _numeric_answer(rollout)
-    return float(pair is not None and abs(pair[0] - pair[1]) < 1e-6)
+def _numeric_answer(rollout: Rollout) -> tuple[float, float] | None:
+    """(the final `<answer>` as a number, the example's `answer` as a number), or None when either is no number."""
+    answer = final_answer(rollout)
+    given = parse_number(answer) if answer is not None else None
+    expected = parse_number(rollout.example["answer"])
+    return None if given is None or expected is None else (given, expected)
+
+
+class NumericMatch:
+    """
+    A reward: 1 when the final `<answer>` is a number equal to the example's numeric `answer`, else 0. Both are
+    read with `parse_number` (so "1,000" equals "1000" and "1e3"), and equal means within `tolerance`: an
+    absolute difference by default, or a share of the reference's size with `relative=True`.
+
+    Usage example:
+    ```python
+    from haystack.dataclasses import ChatMessage
+    from haystack_rl import Rollout
+    from haystack_rl.rubrics.tool_rewards import NumericMatch, numeric_match
+
+    def reply(text: str, answer: str = "1,000") -> Rollout:
+        return Rollout(example_id="0", rollout_index=0, seed=0, example={"answer": answer},
+                       messages=[ChatMessage.from_assistant(text)])
+
+    assert numeric_match(reply("<answer>1,000</answer>")) == numeric_match(reply("<answer>1000</answer>")) == 1.0
+    assert numeric_match(reply("<answer>1000.01</answer>")) == 0.0
+    assert NumericMatch(tolerance=0.01, relative=True)(reply("<answer>1005</answer>")) == 1.0
+    ```
+
+    :param tolerance: Largest difference still counted as equal (default 1e-6: exact up to float rounding).
+    :param relative: Compare the difference with `tolerance * max(|reference|, 1)` instead of `tolerance`.
+    """
+
+    def __init__(self, tolerance: float = 1e-6, relative: bool = False) -> None:
+        if tolerance < 0:
+            raise ValueError(f"NumericMatch: tolerance must be >= 0, got {tolerance}")
+        self.tolerance = tolerance
+        self.relative = relative
+        self.__name__ = "numeric_match"
+
+    def __call__(self, rollout: Rollout) -> float:
+        """1.0 or 0.0 (0 when the reply has no numeric `<answer>`)."""
+        pair = _numeric_answer(rollout)
+        if pair is None:
+            return 0.0
+        given, expected = pair
+        limit = self.tolerance * max(abs(expected), 1.0) if self.relative else self.tolerance
+        return float(abs(given - expected) <= limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize (with its rubric)."""
+        return default_to_dict(self, tolerance=self.tolerance, relative=self.relative)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> NumericMatch:
+        """Deserialize."""
+        return default_from_dict(cls, data)
+
+
+#: `NumericMatch()` at its defaults: equal up to 1e-6, after reading both sides with `parse_number`.
+numeric_match = NumericMatch()
 
 
 def numeric_closeness(rollout: Rollout) -> float:
@@ -122,7 +184,7 @@ def numeric_closeness(rollout: Rollout) -> float:
     if pair is None:
         return 0.0
     given, expected = pair
-    if abs(given - expected) < 1e-6:
+    if abs(given - expected) <= 1e-6:
         return 1.0
     return 0.5 * max(0.0, 1.0 - abs(given - expected) / max(abs(expected), 1.0))
 
@@ -162,7 +224,7 @@ def used_tool(rollout: Rollout) -> float:
 
 
 #: Answer rewards `tool_use_rubric` accepts by name (config files and the CLI's `--reward`).
-ANSWER_REWARDS = {
+ANSWER_REWARDS: dict[str, Callable[[Rollout], float]] = {
     "exact_match": exact_match,
     "numeric_match": numeric_match,
     "numeric_closeness": numeric_closeness,

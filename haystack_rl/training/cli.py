@@ -1,17 +1,13 @@
-"""`haystack-rl train CONFIG.yml [--resume] [--set key.sub=value ...]`: the typer command behind training."""
+"""What `haystack-rl train` shows while it trains: a rich progress bar per stage, and the evaluation table."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-
-from haystack_rl.training.config import ConfigError, TrainConfig
 
 
 class RichProgressCallback(TrainerCallback):
@@ -85,38 +81,3 @@ def eval_table(metrics: dict[str, Any]) -> Table:
             cells.append(f"{value:.3f}" if isinstance(value, float) else str(value if value is not None else "-"))
         table.add_row(key, *cells)
     return table
-
-
-def train(
-    config: Annotated[Path, typer.Argument(help="Training config (YAML), e.g. pipelines/train_reverse_text.yml")],
-    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoints in output_dir")] = False,
-    set: Annotated[  # noqa: A002 - the option is called --set
-        list[str] | None, typer.Option("--set", help="Override a config value: key.sub=value (repeatable)")
-    ] = None,
-) -> None:
-    """
-    Train a model on an environment: SFT warm start, GRPO, before/after evaluation, plot.
-
-    Several processes: `torchrun --nproc_per_node 2 -m haystack_rl.cli train CONFIG.yml` (DDP; rank 0 reports).
-    """
-    from haystack_rl.training.distributed import is_main_process
-    from haystack_rl.training.trainer import Trainer
-
-    console = Console()
-    try:
-        settings = TrainConfig.from_yaml(config, overrides=list(set or []))
-    except ConfigError as error:
-        console.print(f"[red]config error:[/red] {error}")
-        raise typer.Exit(code=2) from error
-    trainer = Trainer(settings.to_dict())
-    if not is_main_process():  # under torchrun the other ranks train silently; rank 0 reports
-        trainer.run(resume=resume)
-        return
-    with training_progress(console) as progress:
-        trainer.add_callback(RichProgressCallback(progress))
-        result = trainer.run(resume=resume)
-    metrics = result["metrics"]
-    console.print(eval_table(metrics))
-    console.print(f"model: [bold]{result['model_dir']}[/bold]")
-    out = Path(settings.output_dir)
-    console.print(f"log: {out / 'metrics.jsonl'}   plot: {metrics.get('plot') or '-'}")

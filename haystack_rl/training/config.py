@@ -26,8 +26,11 @@ class SFTSettings:
     :param epochs: Passes over the demonstrations when `steps` is 0.
     :param lr: Learning rate.
     :param batch: Per-device batch size.
-    :param quality: How good the demonstrations are: `expert` (the env's best: `demonstrate` or the
-        `oracle` baseline), or a name the environment understands (`noisy`, `random-legal`, a baseline name).
+    :param quality: How good the demonstrations are: `expert` (the environment's best, see
+        `Environment.demonstrate`), or a name the environment understands (`noisy`, `random-legal`, a baseline).
+    :param demonstrations: Instead of the environment's own: a JSONL file of transcripts (`{"messages": [...]}`
+        a line, e.g. a `results.jsonl`), or a scripted policy `path/to/file.py:function` or `module:function`
+        (`(messages, rng) -> reply`) played on each training example.
     :param num_examples: Training examples to demonstrate (when None: `steps * batch`, or all when `steps` is 0).
     :param unique: Keep one copy of each distinct demonstration, so a rare situation weighs as much as a common
         one (a deterministic expert replays the same few games over and over; raise `num_examples` to reach
@@ -42,6 +45,7 @@ class SFTSettings:
     lr: float = 1e-3
     batch: int = 32
     quality: str = "expert"
+    demonstrations: str | None = None
     num_examples: int | None = None
     unique: bool = False
     max_length: int = 512
@@ -162,6 +166,8 @@ class TrainConfig:
     :param output_dir: Where checkpoints, logs, the plot and `final/` go.
     :param seed: Seed of training and of every example's episode seed.
     :param save_steps: Checkpoint every N steps (SFT and GRPO).
+    :param allow_modules: Modules (of your own) that the environment's YAML, an agent file or a code reference
+        may import when loaded (Haystack's deserialization allowlist; `haystack_rl` and Haystack are trusted).
 
     Usage example:
     ```python
@@ -182,6 +188,7 @@ class TrainConfig:
     output_dir: str = "runs/train"
     seed: int = 0
     save_steps: int = 50
+    allow_modules: list[str] = field(default_factory=list)
     sft: SFTSettings = field(default_factory=SFTSettings)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     lora: LoRASettings = field(default_factory=LoRASettings)
@@ -222,11 +229,23 @@ class TrainConfig:
         return self.agent or self.env
 
     def build_environment(self) -> Any:
-        """The environment to train on: `env` with `env_args`, or `ToolEnv.from_agent(agent, dataset, ...)`."""
+        """
+        The environment to train on: `env` (a registered name or a code reference) with `env_args`, or
+        `ToolEnv.from_agent(agent, dataset, ...)`; `allow_modules` are trusted first.
+        """
+        from haystack_rl.trust import trust_modules
+
+        trust_modules(self.allow_modules)
         if self.agent is None:
             from haystack_rl.registry import load_environment
+            from haystack_rl.trust import UserCodeError
 
-            return load_environment(self.env, **self.env_args)
+            try:
+                return load_environment(self.env, **self.env_args)
+            except UserCodeError:
+                raise
+            except (TypeError, ValueError) as error:
+                raise ConfigError(f"env: {self.env} cannot be built with env_args {self.env_args}: {error}") from None
         from haystack_rl.environments.tool_env import ToolEnv
 
         try:

@@ -1,4 +1,4 @@
-"""GRPO through TRL's GRPOTrainer, with rewards from the environment's rubric (single-turn environments)."""
+"""GRPO through TRL's GRPOTrainer: episodes played by the environment loop (`rollout_func`), scored by its rubric."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from typing import Any
 from transformers import PrinterCallback, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from haystack_rl.environments.base import Environment
-from haystack_rl.environments.single_turn import SingleTurnEnv
 from haystack_rl.training.callbacks import JsonlMetricsCallback, TimeLimitCallback, append_record
 from haystack_rl.training.checkpoints import last_complete_checkpoint
-from haystack_rl.training.config import ConfigError, TrainConfig
+from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.evaluation import evaluate, make_policy
-from haystack_rl.training.multiturn import EnvRolloutFunc, scored_reward_funcs
-from haystack_rl.training.rewards import RubricReward, example_row, rubric_reward_funcs
+from haystack_rl.training.multiturn import EnvRolloutFunc
+from haystack_rl.training.rewards import example_row, scored_reward_funcs
 from haystack_rl.training.sft import cpu_friendly_args, lora_config, save_on_main
 
 logger = logging.getLogger(__name__)
@@ -100,33 +99,25 @@ def build_grpo_trainer(
     """
     A ready `trl.GRPOTrainer` for `environment`, starting from `model_dir`, checkpointing under `output_dir`.
 
-    Single-turn environments train through `reward_funcs` built from the rubric; any other environment
-    through `EnvRolloutFunc` (TRL's `rollout_func`: the environment loop, `env_mask` on its tokens).
+    Every environment trains through `EnvRolloutFunc` (TRL's `rollout_func`: the episode loop evaluation plays,
+    `env_mask` on the tokens the environment wrote), with one TRL reward function per rubric function.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from haystack_rl.training.advantages import AdvantageGRPOTrainer
 
     output_dir = Path(output_dir)
-    rollout_func: EnvRolloutFunc | None = None
-    reward_funcs: list[Any]
-    if isinstance(environment, SingleTurnEnv):
-        if config.grpo.resample_flat_groups:
-            raise ConfigError(f"grpo.resample_flat_groups applies to multi-turn and tool environments; "
-                              f"{environment.name} is single-turn")  # fmt: skip
-        reward_funcs, weights = rubric_reward_funcs(environment)  # type: ignore[assignment]
-    else:
-        reward_funcs, weights = scored_reward_funcs(environment)  # type: ignore[assignment]
-        rollout_func = EnvRolloutFunc(
-            environment,
-            model_dir,
-            config.grpo.num_generations,
-            config.seed,
-            config.grpo.max_new_tokens,
-            config.grpo.temperature,
-            config.grpo.max_episode_tokens,
-            config.grpo.resample_flat_groups,
-        )
+    reward_funcs, weights = scored_reward_funcs(environment)
+    rollout_func = EnvRolloutFunc(
+        environment,
+        model_dir,
+        config.grpo.num_generations,
+        config.seed,
+        config.grpo.max_new_tokens,
+        config.grpo.temperature,
+        config.grpo.max_episode_tokens,
+        config.grpo.resample_flat_groups,
+    )
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -143,7 +134,7 @@ def build_grpo_trainer(
             rollout_func=rollout_func,
             peft_config=lora_config(config) if config.lora.enabled else None,
             callbacks=[
-                JsonlMetricsCallback(metrics_path, "grpo", extra=rollout_func.pop_metrics if rollout_func else None),
+                JsonlMetricsCallback(metrics_path, "grpo", extra=rollout_func.pop_metrics),
                 PeriodicEvalCallback(config, environment, metrics_path),
                 *([TimeLimitCallback(config.grpo.max_minutes)] if config.grpo.max_minutes else []),
                 *(callbacks or []),
@@ -184,9 +175,7 @@ def run_grpo(
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, TimeLimitCallback) and callback.stopped_at_step is not None:
             metrics["grpo_time_limit_hit"] = True
-    errors = {
-        f.__name__: sum(f.errors.values()) for f in trainer.reward_funcs if isinstance(f, RubricReward) and f.errors
-    }
-    if errors:
-        metrics["reward_errors"] = errors
+    rollout_func = trainer.rollout_func
+    if isinstance(rollout_func, EnvRolloutFunc) and rollout_func.reward_errors:
+        metrics["reward_errors"] = dict(rollout_func.reward_errors)
     return str(final), metrics

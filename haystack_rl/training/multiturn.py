@@ -1,4 +1,4 @@
-"""Multi-turn GRPO: a TRL `rollout_func` that plays the environment loop and scores with its rubric."""
+"""GRPO episodes: a TRL `rollout_func` that plays the environment loop and scores with its rubric (every env kind)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ import random
 from collections import Counter
 from typing import Any
 
+from haystack_rl.asyncio_utils import run_sync
 from haystack_rl.environments.base import Environment
+from haystack_rl.episode import derive_seed, play_episode
 from haystack_rl.results import tool_use_stats
 from haystack_rl.rollout import Rollout
-from haystack_rl.rubrics.rubric import RewardFunction
-from haystack_rl.runner import derive_seed, play_episode
-from haystack_rl.training.rewards import example_row
+from haystack_rl.training.rewards import SCORES_FIELD, example_row, rollout_scores
 
 logger = logging.getLogger(__name__)
-
-#: Extra field the rollout function returns: per rollout, a JSON object of rubric values (None on error).
-SCORES_FIELD = "rollout_scores"
 
 
 def prompt_key(prompt: Any) -> str:
@@ -31,7 +28,9 @@ def prompt_key(prompt: Any) -> str:
 
 class EnvRolloutFunc:
     """
-    TRL `rollout_func` for multi-turn environments.
+    TRL `rollout_func` for every environment: GRPO plays the same episode loop as evaluation (`play_episode`:
+    `reset`, the model's replies, `step`, stop reasons, `info`), so what is trained is what is evaluated and
+    deployed, single-turn environments included.
 
     TRL hands it the prompts already repeated `num_generations` times (and nothing else); it recovers each
     group's example and episode seed from the rendered opening conversation, plays every episode of the
@@ -55,7 +54,8 @@ class EnvRolloutFunc:
     Usage example:
     ```python
     from haystack_rl import load_environment
-    from haystack_rl.training.multiturn import EnvRolloutFunc, scored_reward_funcs
+    from haystack_rl.training.multiturn import EnvRolloutFunc
+    from haystack_rl.training.rewards import scored_reward_funcs
 
     env = load_environment("tic_tac_toe", num_train_examples=8)
     rollout_func = EnvRolloutFunc(env, "path/to/model", num_generations=4, seed=0, max_new_tokens=16)
@@ -97,6 +97,8 @@ class EnvRolloutFunc:
         self.last_rollouts: list[Rollout] = []
         self._unlogged: list[Rollout] = []
         self._groups_resampled = self._groups_flat = 0
+        #: Reward-function failures over the whole run, by function name.
+        self.reward_errors: Counter[str] = Counter()
 
     def _attach(self, trainer: Any) -> None:
         """Point the generator at the trainer's live (unwrapped) model."""
@@ -156,9 +158,9 @@ class EnvRolloutFunc:
 
             return list(await asyncio.gather(*(group(*g) for g in groups)))
 
-        played = asyncio.run(play())
+        played = run_sync(play())
         for rollouts in played:
-            self.environment.rubric.score_group(rollouts)
+            self.environment.score_group(rollouts)
             self._unlogged.extend(rollouts)
         return played
 
@@ -182,16 +184,19 @@ class EnvRolloutFunc:
             out["completion_ids"].append(ids)
             out["env_mask"].append(mask)
             out["logprobs"].append(logprobs)
-            out[SCORES_FIELD].append(json.dumps(_scores(rollout)))
+            out[SCORES_FIELD].append(rollout_scores(rollout))
         return out
 
     def pop_metrics(self) -> dict[str, float | None]:
         """Success and tool-use figures of the episodes played since the last call (see the class docstring)."""
         stats = tool_use_stats(self._unlogged)
+        failed = Counter(name for rollout in self._unlogged for name in rollout.reward_errors)
+        self.reward_errors.update(failed)
         self._unlogged = []
         names = {"success": "episodes/success", "tool_calls_per_rollout": "tools/calls_per_rollout",
                  "tool_error_rate": "tools/error_rate", "no_tool_share": "tools/no_tool_share"}  # fmt: skip
         metrics: dict[str, float | None] = {names[key]: value for key, value in stats.items()}
+        metrics.update({f"reward_errors/{name}": float(count) for name, count in failed.items()})
         if self.resample_flat_groups:
             metrics.update({"groups/resampled": float(self._groups_resampled), "groups/flat": float(self._groups_flat)})
         self._groups_resampled = self._groups_flat = 0
@@ -201,35 +206,3 @@ class EnvRolloutFunc:
 def _flat(rollouts: list[Rollout]) -> bool:
     """True when every rollout of a group got the same reward (GRPO's advantages are then all 0)."""
     return len({rollout.reward for rollout in rollouts}) <= 1
-
-
-def _scores(rollout: Rollout) -> dict[str, float | None]:
-    """Rubric values of a scored rollout; None for failed functions and for errored episodes."""
-    if rollout.error:
-        return {}
-    values: dict[str, float | None] = {**rollout.rewards, **rollout.metrics}
-    values.update({name: None for name in rollout.reward_errors})
-    return values
-
-
-class ScoredReward:
-    """A TRL reward function reading one rubric function's value from the rollout function's scores."""
-
-    def __init__(self, function: RewardFunction) -> None:
-        self.function = function
-        self.__name__ = function.name
-
-    def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        """One value per completion (None when the function failed or the episode errored)."""
-        scores = kwargs.get(SCORES_FIELD) or [None] * len(prompts)
-        return [json.loads(s).get(self.__name__) if s else None for s in scores]
-
-
-def scored_reward_funcs(environment: Environment) -> tuple[list[ScoredReward], list[float]]:
-    """Reward functions and weights for the rollout-function path (weights as in `rubric_reward_funcs`)."""
-    rubric = environment.rubric
-    weights = [f.weight for f in rubric.functions]
-    scale = sum(w for w in weights if w > 0) if rubric.normalize else 0.0
-    if scale > 0:
-        weights = [w / scale for w in weights]
-    return [ScoredReward(f) for f in rubric.functions], weights

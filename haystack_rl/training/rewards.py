@@ -1,43 +1,25 @@
-"""TRL `reward_funcs` from an environment's Rubric (single-turn environments)."""
+"""TRL `reward_funcs` that read each rollout's rubric scores, and the GRPO dataset's rows."""
 
 from __future__ import annotations
 
 import json
-import logging
-from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl.environments.base import Environment
+from haystack_rl.episode import derive_seed
 from haystack_rl.generators.transformers import to_hf_message
 from haystack_rl.rollout import Rollout
-from haystack_rl.rubrics.rubric import RewardFunction, Rubric
-from haystack_rl.runner import derive_seed
+from haystack_rl.rubrics.rubric import RewardFunction
 
-logger = logging.getLogger(__name__)
-
-#: Dataset columns the training dataset carries besides `prompt` (TRL passes them to reward functions).
+#: Dataset columns the training dataset carries besides `prompt`.
 EXAMPLE_ID_COLUMN = "example_id"
 EXAMPLE_COLUMN = "example_json"
 SEED_COLUMN = "episode_seed"
-
-
-def to_chat_messages(messages: Sequence[dict[str, Any]]) -> list[ChatMessage]:
-    """TRL's conversational dicts (`{"role", "content"}`) as Haystack `ChatMessage`s."""
-    out: list[ChatMessage] = []
-    for message in messages:
-        role, content = message["role"], message.get("content") or ""
-        if role == "system":
-            out.append(ChatMessage.from_system(content))
-        elif role == "user":
-            out.append(ChatMessage.from_user(content))
-        elif role == "assistant":
-            out.append(ChatMessage.from_assistant(content))
-        else:
-            raise ValueError(f"unsupported role {role!r} in a training prompt")
-    return out
+#: Extra field the rollout function returns: per rollout, a JSON object of rubric values (None on error).
+SCORES_FIELD = "rollout_scores"
 
 
 def to_trl_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
@@ -67,110 +49,38 @@ def example_row(environment: Environment, example: dict[str, Any], seed: int) ->
     }
 
 
-class RubricReward:
+def rollout_scores(rollout: Rollout) -> str:
+    """A scored rollout's rubric values as the JSON of `SCORES_FIELD`; None for failed functions, {} on error."""
+    if rollout.error:
+        return "{}"
+    values: dict[str, float | None] = {**rollout.rewards, **rollout.metrics}
+    values.update({name: None for name in rollout.reward_errors})
+    return json.dumps(values)
+
+
+class ScoredReward:
     """
-    One rubric function as a TRL reward function: rebuilds each `Rollout` from the prompt, the completion
-    and the example columns, and calls the function. A raising function is logged and counted, and its
-    reward is `None` (NaN in TRL: left out of means, never a silent 0).
-
-    Usage example:
-    ```python
-    from haystack_rl import load_environment
-    from haystack_rl.training.rewards import example_row, rubric_reward_funcs
-
-    env = load_environment("reverse_text", num_eval_examples=2)
-    funcs, weights = rubric_reward_funcs(env)
-    row = example_row(env, env.examples("eval")[0], seed=0)
-    answer = [{"role": "assistant", "content": f"<reversed_text>{env.examples('eval')[0]['answer']}</reversed_text>"}]
-    columns = {k: [v] for k, v in row.items() if k != "prompt"}
-    assert funcs[0](prompts=[row["prompt"]], completions=[answer], **columns) == [1.0]
-    ```
+    One rubric function as a TRL reward function: it reads the value the rollout function's rubric gave each
+    episode (`SCORES_FIELD`), so TRL logs and weighs every function as the rubric does. A failed function or
+    an errored episode gives None (NaN in TRL: left out of means, never a silent 0).
     """
 
-    def __init__(self, function: RewardFunction, environment_name: str = "") -> None:
+    def __init__(self, function: RewardFunction) -> None:
         self.function = function
-        self.environment_name = environment_name
         self.__name__ = function.name
-        self.errors: Counter[str] = Counter()
-        self.calls = 0
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
-        """TRL's reward-function signature: one value per (prompt, completion)."""
-        rollouts = build_rollouts(prompts, completions, kwargs, self.environment_name)
-        self.calls += len(rollouts)
-        values: list[float | None] = [None] * len(rollouts)
-        if self.function.group:
-            groups: dict[str, list[int]] = {}
-            for index, rollout in enumerate(rollouts):
-                groups.setdefault(rollout.group_id, []).append(index)
-            for indices in groups.values():
-                try:
-                    scores = list(self.function.func([rollouts[i] for i in indices]))
-                    if len(scores) != len(indices):
-                        raise ValueError(f"returned {len(scores)} values for {len(indices)} rollouts")
-                    for i, score in zip(indices, scores):
-                        values[i] = float(score)
-                except Exception as error:  # noqa: BLE001 - logged and counted, reward left None
-                    self._record(error, rollouts[indices[0]], kwargs)
-        else:
-            for i, rollout in enumerate(rollouts):
-                try:
-                    values[i] = float(self.function.func(rollout))
-                except Exception as error:  # noqa: BLE001 - logged and counted, reward left None
-                    self._record(error, rollout, kwargs)
-        return values
-
-    def _record(self, error: Exception, rollout: Rollout, kwargs: dict[str, Any]) -> None:
-        message = f"{type(error).__name__}: {error}"
-        self.errors[message] += 1
-        logger.warning("reward function %s failed on example %s: %s", self.__name__, rollout.example_id, message)
-        log_metric = kwargs.get("log_metric")
-        if callable(log_metric):
-            log_metric(f"reward_errors/{self.__name__}", 1.0)
+        """One value per completion (None when the function failed or the episode errored)."""
+        scores = kwargs.get(SCORES_FIELD) or [None] * len(prompts)
+        return [json.loads(s).get(self.__name__) if s else None for s in scores]
 
 
-def build_rollouts(
-    prompts: list[Any], completions: list[Any], columns: dict[str, Any], environment_name: str = ""
-) -> list[Rollout]:
-    """Rebuild single-turn `Rollout`s from what TRL passes to a reward function."""
-    ids = columns.get(EXAMPLE_ID_COLUMN) or [str(i) for i in range(len(prompts))]
-    examples = columns.get(EXAMPLE_COLUMN) or [None] * len(prompts)
-    seeds = columns.get(SEED_COLUMN) or [0] * len(prompts)
-    counters: Counter[str] = Counter()
-    rollouts: list[Rollout] = []
-    for prompt, completion, example_id, example_json, seed in zip(prompts, completions, ids, examples, seeds):
-        prompt_messages = to_chat_messages(prompt) if isinstance(prompt, list) else [ChatMessage.from_user(prompt)]
-        reply = (
-            to_chat_messages(completion) if isinstance(completion, list) else [ChatMessage.from_assistant(completion)]
-        )
-        example = json.loads(example_json) if example_json else {"id": example_id}
-        rollouts.append(
-            Rollout(
-                example_id=str(example_id),
-                rollout_index=counters[str(example_id)],
-                seed=int(seed),
-                messages=prompt_messages + reply,
-                environment=environment_name,
-                example=example,
-                stop_reason="done",
-            )
-        )
-        counters[str(example_id)] += 1
-    return rollouts
-
-
-def rubric_reward_funcs(environment: Environment) -> tuple[list[RubricReward], list[float]]:
+def scored_reward_funcs(environment: Environment) -> tuple[list[ScoredReward], list[float]]:
     """
-    One TRL reward function per rubric function, and their weights for `GRPOConfig.reward_weights`.
-
-    Weights follow the rubric: with `normalize`, each weight is divided by the sum of positive weights
-    (so TRL's weighted sum equals `Rubric`'s total); weight-0 functions are kept as logged metrics.
+    One TRL reward function per rubric function, and their weights for `GRPOConfig.reward_weights` (the
+    rubric's `weights`: TRL's weighted sum is the rubric's total; weight-0 functions are logged metrics).
     """
-    rubric: Rubric = environment.rubric
+    rubric = environment.rubric
     if not rubric.functions:
         raise ValueError(f"{environment.name}: its rubric has no reward functions to train on")
-    weights = [f.weight for f in rubric.functions]
-    scale = sum(w for w in weights if w > 0) if rubric.normalize else 0.0
-    if scale > 0:
-        weights = [w / scale for w in weights]
-    return [RubricReward(f, environment.name) for f in rubric.functions], weights
+    return [ScoredReward(f) for f in rubric.functions], rubric.weights

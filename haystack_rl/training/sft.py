@@ -1,9 +1,7 @@
-"""SFT warm start: demonstrations from an environment (`demonstrate` or a baseline) through TRL's SFTTrainer."""
+"""SFT warm start on demonstrations (`demonstrate`, a scripted policy or a JSONL), through TRL's SFTTrainer."""
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import json
 import logging
 from pathlib import Path
@@ -12,11 +10,10 @@ from typing import Any
 from haystack.dataclasses import ChatMessage
 from transformers import PrinterCallback
 
-from haystack_rl.environments.base import Environment
-from haystack_rl.generators.function import FunctionChatGenerator
+from haystack_rl.environments.base import DemonstrationError, Environment
+from haystack_rl.episode import derive_seed
 from haystack_rl.generators.transformers import tool_specs
 from haystack_rl.rollout import Rollout
-from haystack_rl.runner import derive_seed, play_episode
 from haystack_rl.training.callbacks import JsonlMetricsCallback
 from haystack_rl.training.checkpoints import last_complete_checkpoint
 from haystack_rl.training.config import TrainConfig
@@ -25,8 +22,9 @@ from haystack_rl.training.rewards import to_trl_messages
 
 logger = logging.getLogger(__name__)
 
-#: Baseline names tried, in order, for `quality: expert` when the environment has no `demonstrate`.
-EXPERT_BASELINES = ("oracle", "expert", "minimax")
+
+class DemonstrationSetupError(ValueError):
+    """SFT has nothing (right) to learn from; the message names the fix."""
 
 
 def demonstrations(
@@ -36,52 +34,29 @@ def demonstrations(
     seed: int = 0,
     per_turn: bool = True,
     unique: bool = False,
+    source: str | None = None,
 ) -> list[dict[str, Any]]:
     """
-    SFT rows from the environment's training split.
+    SFT rows from demonstrations on the environment's training split.
 
-    Uses `environment.demonstrate(example, seed)` when it exists (passing `quality=` when it takes it),
-    else plays a baseline: `expert` picks `oracle`/`expert`/`minimax`, any other quality names a baseline.
-    Each assistant turn becomes a `{"prompt", "completion"}` row (loss on that reply only); with
-    `per_turn=False` a multi-turn transcript stays one `{"messages"}` row (see `_rows`). Tool calls and tool
-    results stay in the messages, and a tool environment's rows get a `tools` column (JSON schemas), so SFT
-    sees the same rendered prompt as generation. With `unique`, repeated rows are dropped (the first
-    of each kept, in order).
+    Transcripts come from `source` when given (a JSONL file of transcripts, `{"messages": [...]}` a line, or a
+    scripted policy `path/to/file.py:function` / `module:function` played on each training example), else
+    from `environment.demonstrate(example, seed, quality)`. Each assistant turn becomes a `{"prompt",
+    "completion"}` row (loss on that reply only); with `per_turn=False` a multi-turn transcript stays one
+    `{"messages"}` row (see `_rows`). Tool calls and tool results stay in the messages, and a tool
+    environment's rows get a `tools` column (JSON schemas), so SFT sees the same rendered prompt as
+    generation. With `unique`, repeated rows are dropped (the first of each kept, in order).
+
+    :raises DemonstrationSetupError: When there is nothing to demonstrate, saying how to fix it.
     """
-    examples = environment.examples("train", num_examples)
-    transcripts: list[list[ChatMessage]]
-    demonstrate = getattr(environment, "demonstrate", None)
-    if callable(demonstrate):
-        takes_quality = "quality" in inspect.signature(demonstrate).parameters
-        if not takes_quality and quality != "expert":
-            raise ValueError(f"{environment.name}: demonstrate() has no quality knob; only 'expert' is possible")
-        transcripts = []
-        for example in examples:
-            episode_seed = derive_seed(seed, example["id"])
-            kwargs = {"quality": quality} if takes_quality else {}
-            transcripts.append(_as_messages(demonstrate(example, episode_seed, **kwargs)))
-    else:
-        baselines = environment.baselines()
-        name = next((n for n in EXPERT_BASELINES if n in baselines), None) if quality == "expert" else quality
-        if name is None or name not in baselines:
-            raise ValueError(
-                f"{environment.name}: no demonstrations for quality {quality!r}: it has no demonstrate() and "
-                f"its baselines are {sorted(baselines) or 'none'}"
-            )
-        policy = FunctionChatGenerator(baselines[name], name=name)
+    found = demonstration_transcripts(environment, quality, num_examples, seed, source)
+    return demonstration_rows(environment, found, per_turn, unique)
 
-        async def play_all() -> list[Rollout]:
-            return list(
-                await asyncio.gather(
-                    *(play_episode(environment, policy, ex, derive_seed(seed, ex["id"])) for ex in examples)
-                )
-            )
 
-        rollouts = asyncio.run(play_all())
-        failed = [r for r in rollouts if r.error]
-        if failed:
-            logger.warning("%d of %d demonstrations failed (first: %s)", len(failed), len(rollouts), failed[0].error)
-        transcripts = [r.messages for r in rollouts if not r.error]
+def demonstration_rows(
+    environment: Environment, transcripts: list[list[ChatMessage]], per_turn: bool = True, unique: bool = False
+) -> list[dict[str, Any]]:
+    """The SFT rows of demonstration transcripts (see `demonstrations`)."""
     rows = [row for messages in transcripts for row in _rows(messages, per_turn)]
     if unique:
         rows = list({json.dumps(row, sort_keys=True): row for row in rows}.values())  # identical rows: one kept
@@ -90,6 +65,69 @@ def demonstrations(
         tools_text = json.dumps(specs)
         rows = [{**row, "tools": tools_text} for row in rows]
     return rows
+
+
+def demonstration_transcripts(
+    environment: Environment,
+    quality: str = "expert",
+    num_examples: int | None = None,
+    seed: int = 0,
+    source: str | None = None,
+) -> list[list[ChatMessage]]:
+    """The transcripts behind `demonstrations` (see there)."""
+    if source and Path(source).suffix in (".jsonl", ".json"):
+        return read_transcripts(Path(source), num_examples)
+    examples = environment.examples("train", num_examples)
+    if source:
+        from haystack_rl.trust import load_callable
+
+        policy = load_callable(source)
+        return [environment.play_scripted(policy, example, derive_seed(seed, example["id"])) for example in examples]
+    out: list[list[ChatMessage]] = []
+    for example in examples:
+        try:
+            out.append(_as_messages(environment.demonstrate(example, derive_seed(seed, example["id"]), quality)))
+        except DemonstrationError as error:
+            raise DemonstrationSetupError(f"{error}; set sft.demonstrations to a scripted policy (module:function) "
+                                          "or a JSONL of transcripts, or sft.enabled: false") from None  # fmt: skip
+    return out
+
+
+def read_transcripts(path: Path, limit: int | None = None) -> list[list[ChatMessage]]:
+    """
+    Transcripts from a JSONL file: one `{"messages": [...]}` object a line, messages as Haystack writes them
+    (`ChatMessage.to_dict`, e.g. a `results.jsonl`) or as `{"role", "content"}` dicts.
+    """
+    if not path.is_file():
+        raise DemonstrationSetupError(f"sft.demonstrations: file not found: {path}")
+    out: list[list[ChatMessage]] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            out.append([_message(m) for m in record["messages"]])
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            raise DemonstrationSetupError(
+                f"{path}:{number}: not a transcript ({type(error).__name__}: {error}); write one "
+                '{"messages": [{"role": ..., "content": ...}, ...]} a line'
+            ) from None
+        if limit is not None and len(out) >= limit > 0:
+            break
+    if not out:
+        raise DemonstrationSetupError(f"{path}: no transcripts in the file")
+    return out
+
+
+def _message(data: dict[str, Any]) -> ChatMessage:
+    if "role" in data and "content" in data and isinstance(data["content"], str) and len(data) <= 3:
+        role, text = data["role"], data["content"]
+        builders = {"system": ChatMessage.from_system, "user": ChatMessage.from_user,
+                    "assistant": ChatMessage.from_assistant}  # fmt: skip
+        if role not in builders:
+            raise ValueError(f"role {role!r}: only system, user and assistant messages are read as role/content")
+        return builders[role](text)
+    return ChatMessage.from_dict(data)
 
 
 def _as_conversation(row: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +161,32 @@ def _rows(messages: list[ChatMessage], per_turn: bool = True) -> list[dict[str, 
     ]
 
 
+def sft_rows(config: TrainConfig, environment: Environment, model_dir: str) -> list[dict[str, Any]]:
+    """
+    The SFT rows of a run (see `demonstrations`), checked before any work starts: there are some, and no
+    demonstrated reply is longer than generation may be (`check_reply_budget`).
+
+    :raises DemonstrationSetupError: Saying what to fix.
+    """
+    from transformers import AutoTokenizer
+    from trl.chat_template_utils import has_generation_markers
+
+    settings = config.sft
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    # no more examples demonstrated than the steps can consume (each gives at least one row)
+    wanted = settings.num_examples or (settings.steps * settings.batch if settings.steps > 0 else None)
+    found = demonstration_transcripts(environment, settings.quality, wanted, config.seed, settings.demonstrations)
+    if not any(m.is_from("assistant") for messages in found for m in messages):
+        raise DemonstrationSetupError(f"{environment.name}: the demonstrations hold no assistant reply to learn from")
+    tools = getattr(environment, "tools", None)
+    check_reply_budget(reply_lengths(tokenizer, found, tools), config, environment.name)
+    markers = has_generation_markers(tokenizer.chat_template or "")
+    rows = demonstration_rows(environment, found, per_turn=not markers, unique=settings.unique)
+    if settings.unique:
+        logger.info("SFT on %d distinct demonstrations (of %s training examples)", len(rows), wanted or "all")
+    return rows
+
+
 def run_sft(
     config: TrainConfig,
     environment: Environment,
@@ -130,17 +194,18 @@ def run_sft(
     output_dir: str | Path,
     resume: bool = False,
     callbacks: list[Any] | None = None,
+    rows: list[dict[str, Any]] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """
     Warm-start `model_dir` on demonstrations; saves to `output_dir/final` and returns (that dir, metrics).
 
+    :param rows: The SFT rows (default: `sft_rows`).
     With `resume`, a finished SFT stage (`output_dir/final` exists) is reused, and an interrupted one
     continues from its last checkpoint.
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
-    from trl.chat_template_utils import has_generation_markers
 
     output_dir = Path(output_dir)
     final = output_dir / "final"
@@ -149,16 +214,7 @@ def run_sft(
         return str(final), {"sft_reused": True}
     settings = config.sft
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    markers = has_generation_markers(tokenizer.chat_template or "")
-    # no more examples demonstrated than the steps can consume (each gives at least one row)
-    wanted = settings.num_examples or (settings.steps * settings.batch if settings.steps > 0 else None)
-    rows = demonstrations(
-        environment, settings.quality, wanted, config.seed, per_turn=not markers, unique=settings.unique
-    )
-    if not rows:
-        raise ValueError(f"{environment.name}: no demonstrations to train on")
-    if settings.unique:
-        logger.info("SFT on %d distinct demonstrations (of %s training examples)", len(rows), wanted or "all")
+    rows = rows if rows is not None else sft_rows(config, environment, model_dir)
     conversational_multi = any("messages" in row for row in rows)
     if conversational_multi:
         rows = [row if "messages" in row else _as_conversation(row) for row in rows]
@@ -195,7 +251,6 @@ def run_sft(
     )
     trainer.remove_callback(PrinterCallback)  # metrics go to metrics.jsonl and the progress display
     check_lengths(trainer.train_dataset, len(rows), settings.max_length, environment.name)
-    check_reply_budget(trainer.train_dataset, config, environment.name)
     checkpoint = last_complete_checkpoint(output_dir) if resume else None
     result = trainer.train(resume_from_checkpoint=checkpoint)
     save_on_main(trainer.model, tokenizer, final, merge=True)
@@ -219,32 +274,51 @@ def check_lengths(dataset: Any, num_rows: int, max_length: int, name: str) -> No
                        "raise sft.max_length", name, cut, num_rows, max_length)  # fmt: skip
 
 
-def longest_reply(dataset: Any) -> int:
-    """The longest run of trained tokens (one model reply, end token included) in a tokenized SFT dataset."""
-    column = next((c for c in ("assistant_masks", "completion_mask") if c in dataset.column_names), None)
-    longest = 0
-    for mask in dataset[column] if column else []:
-        run = 0
-        for bit in mask:
-            run = run + 1 if bit else 0
-            longest = max(longest, run)
-    return longest
+def reply_lengths(tokenizer: Any, transcripts: list[list[ChatMessage]], tools: Any = None) -> list[int]:
+    """
+    The length in tokens of each distinct demonstrated reply as the model would generate it (its rendering by
+    the chat template, end-of-turn token included, trailing whitespace after it not).
+    """
+    specs = tool_specs(tools)
+    opening = [{"role": "user", "content": "."}]
+    prompt = str(tokenizer.apply_chat_template(opening, tools=specs, add_generation_prompt=True, tokenize=False))
+    lengths: dict[str, int] = {}
+    for messages in transcripts:
+        for message in messages:
+            if not message.is_from("assistant"):
+                continue
+            reply = to_trl_messages([message])
+            key = json.dumps(reply, sort_keys=True)
+            if key in lengths:
+                continue
+            text = str(tokenizer.apply_chat_template(opening + reply, tools=specs, tokenize=False))
+            generated = text[len(prompt) :] if text.startswith(prompt) else str(message.text or "")
+            lengths[key] = len(tokenizer(generated.rstrip(), add_special_tokens=False)["input_ids"])
+    return list(lengths.values())
 
 
-def check_reply_budget(dataset: Any, config: TrainConfig, name: str) -> None:
+def check_reply_budget(lengths: list[int], config: TrainConfig, name: str) -> None:
     """
-    Warn when a demonstrated reply is longer than generation may be: a tool call cut by `max_new_tokens`
-    is malformed, so GRPO and evaluation would see only broken replies (and no reward to learn from).
+    Refuse demonstrations with replies longer than generation may be: the model would learn replies that
+    `max_new_tokens` cuts (a cut tool call or tagged answer is malformed), so GRPO and evaluation would see only
+    broken replies, and SFT would seem to learn nothing.
+
+    :raises DemonstrationSetupError: With the numbers and the setting to raise.
     """
-    longest = longest_reply(dataset)
+    if not lengths:
+        return
+    longest = max(lengths)
     budgets = {"eval.max_new_tokens": config.eval.max_new_tokens or config.grpo.max_new_tokens}
     if config.grpo.steps > 0:
         budgets["grpo.max_new_tokens"] = config.grpo.max_new_tokens
     short = {key: value for key, value in budgets.items() if value < longest}
     if short:
-        logger.warning("%s: demonstrated replies reach %d tokens, but %s: longer generated replies are cut "
-                       "(a cut tool call is malformed); raise them", name, longest,
-                       ", ".join(f"{k}={v}" for k, v in short.items()))  # fmt: skip
+        cut = sum(length > min(short.values()) for length in lengths)
+        raise DemonstrationSetupError(
+            f"{name}: {cut} of {len(lengths)} distinct demonstrated replies are longer than "
+            f"{' and '.join(f'{k}={v}' for k, v in short.items())} (the longest: {longest} tokens, end token "
+            f"included), so generation would cut them; raise {' and '.join(short)} to at least {longest}"
+        )
 
 
 def cpu_friendly_args() -> dict[str, Any]:

@@ -11,13 +11,14 @@ from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 
+from haystack_rl.deploy import training_card, write_training_card
 from haystack_rl.models.tiny import resolve_model
 from haystack_rl.training.callbacks import CURVE_FILE, METRICS_FILE, append_record, plot_learning_curve
 from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.distributed import is_main_process, wait_for_everyone
 from haystack_rl.training.evaluation import evaluate_model
 from haystack_rl.training.grpo import run_grpo
-from haystack_rl.training.sft import run_sft, save_plain_model
+from haystack_rl.training.sft import run_sft, save_plain_model, sft_rows
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Trainer:
         config = TrainConfig.from_dict(self.config)
         out = Path(config.output_dir)
         main = is_main_process()
+        environment = config.build_environment()  # a user error surfaces before anything is written
         if main:
             if not resume and out.exists():
                 for stale in (METRICS_FILE, CURVE_FILE, "summary.json"):
@@ -79,15 +81,17 @@ class Trainer:
             resolve_model(config.model)  # builds `tiny` once, before the other processes look for it
         wait_for_everyone()  # the output directory is clean and the tiny model built before anyone reads them
         model_dir = str(resolve_model(config.model))
-        environment = config.build_environment()
         metrics: dict[str, Any] = {"base_model": model_dir}
         evaluate_here = self.evaluate_before_after and main
+        sft_done = resume and (out / "sft" / "final" / "config.json").exists()
+        # what SFT learns from is built and checked before any work (it fails fast, saying what to fix)
+        rows = sft_rows(config, environment, model_dir) if config.sft.enabled and not sft_done else None
 
         if evaluate_here:
             metrics["eval_before"] = self._evaluate(config, environment, model_dir, "before")
         if config.sft.enabled:
             start = time.perf_counter()
-            model_dir, sft_metrics = run_sft(config, environment, model_dir, out / "sft", resume, self.callbacks)
+            model_dir, sft_metrics = run_sft(config, environment, model_dir, out / "sft", resume, self.callbacks, rows)
             metrics.update(sft_metrics, sft_model=model_dir, sft_wall_s=time.perf_counter() - start)
             if evaluate_here and config.grpo.steps > 0:
                 metrics["eval_sft"] = self._evaluate(config, environment, model_dir, "sft")
@@ -106,6 +110,8 @@ class Trainer:
         if evaluate_here:
             metrics["eval_after"] = self._evaluate(config, environment, model_dir, "after")
         if main:
+            max_new = config.eval.max_new_tokens or config.grpo.max_new_tokens
+            write_training_card(model_dir, training_card(environment, model_dir, max_new, config.eval.temperature))
             title = f"{config.environment_label}: {config.model}"
             plot = plot_learning_curve(out / METRICS_FILE, out / CURVE_FILE, title=title)
             metrics["plot"] = str(plot) if plot else None

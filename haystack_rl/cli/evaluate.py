@@ -1,0 +1,305 @@
+"""`haystack-rl eval`: evaluate a model on an environment (rollouts to results.jsonl, the summary to metadata.json)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from haystack_rl.cli.app import CliError, app, command_line, console, err_console, quiet_libraries, user_errors
+
+RUN_CONFIG_FILE = "run.json"
+#: run.json keys that must match for `--resume` (the others, e.g. -n or -c, may change between runs).
+RESUME_KEYS = ("env", "env_args", "model", "base_url", "rollouts_per_example", "seed", "split",
+               "max_tokens", "temperature")  # fmt: skip
+
+
+@dataclass
+class EvalSettings:
+    """
+    What an evaluation runs: every `eval` option, and what `--set KEY=VALUE` overrides (run.json records it).
+
+    :param env: A registered environment name or a code reference (`path/to/file.py:function`); None with `agent`.
+    :param agent: An agent YAML whose tools, system prompt and step limit make the environment (with `dataset`).
+    """
+
+    env: str | None = None
+    env_args: dict[str, Any] = field(default_factory=dict)
+    model: str = "tiny"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    num_examples: int = 10
+    rollouts_per_example: int = 1
+    concurrency: int = 8
+    max_tokens: int = 256
+    temperature: float = 1.0
+    seed: int = 0
+    split: str = "eval"
+    max_retries: int = 2
+    timeout: float = 60.0
+    agent: str | None = None
+    dataset: str | None = None
+    reward: str = "exact_match"
+    allow_modules: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalSettings:
+        """Build from a dict, naming an unknown key and the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CliError(f"--set {unknown[0]}: unknown eval setting; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+def model_slug(model: str) -> str:
+    """A file-name-safe short name for a model spec (`baseline:oracle` -> `baseline-oracle`)."""
+    name = model.rstrip("/\\")
+    if os.sep in name or "/" in name:
+        name = Path(name).name or name
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "model"
+
+
+def parse_env_args(text: str | None) -> dict[str, Any]:
+    """Parse `-a` JSON into keyword arguments for `load_environment`."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"-a/--env-args is not valid JSON ({error.msg} at position {error.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise CliError(f"-a/--env-args must be a JSON object like '{{\"max_chars\": 20}}', got {text!r}")
+    return value
+
+
+def check_resume(output_dir: Path, config: dict[str, Any]) -> None:
+    """Refuse to resume into a directory whose run.json was written for a different run."""
+    path = output_dir / RUN_CONFIG_FILE
+    if not path.exists():
+        raise CliError(f"--resume: {path} not found; is {output_dir} the output directory of an earlier eval?")
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CliError(f"--resume: {path} is not valid JSON ({error.msg})") from None
+    differences = [
+        f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now"
+        for key in RESUME_KEYS
+        if previous.get(key) != config.get(key)
+    ]
+    if differences:
+        raise CliError(f"--resume: {output_dir} holds a different run ({'; '.join(differences)})")
+
+
+def build_environment(settings: EvalSettings) -> tuple[Any, Any]:
+    """The environment, and the policy when it comes from the agent file (None otherwise)."""
+    from haystack_rl.trust import add_working_directory, trust_modules
+
+    add_working_directory()
+    trust_modules(settings.allow_modules)
+    if settings.agent is not None or settings.dataset is not None:
+        if settings.agent is None or not settings.dataset:
+            raise CliError("--agent AGENT.yml and --dataset FILE go together")
+        if settings.env is not None or settings.env_args:
+            raise CliError("give either an environment (with -a) or --agent AGENT.yml --dataset FILE, not both")
+        from haystack_rl.agents import load_agent
+        from haystack_rl.environments.tool_env import ToolEnv
+
+        try:
+            environment = ToolEnv.from_agent(settings.agent, settings.dataset, rubric=settings.reward)
+        except (OSError, ValueError, TypeError) as error:
+            raise CliError(str(error)) from None
+        return environment, load_agent(settings.agent).chat_generator
+    if settings.env is None:
+        raise CliError("give an environment (a name from `haystack-rl envs`, or path/to/file.py:load_environment), "
+                       "or --agent AGENT.yml --dataset FILE")  # fmt: skip
+    from haystack_rl.registry import load_environment
+    from haystack_rl.trust import UserCodeError
+
+    try:
+        return load_environment(settings.env, **settings.env_args), None
+    except UserCodeError:
+        raise
+    except (TypeError, ValueError) as error:
+        given = f" with {settings.env_args}" if settings.env_args else ""
+        raise CliError(f"{settings.env}: cannot build the environment{given}: {error}") from None
+
+
+@app.command("eval")
+def eval_command(
+    ctx: typer.Context,
+    env: str | None = typer.Argument(
+        None, help="Environment: a name (see `haystack-rl envs`), path/to/file.py:function or package.module:function."
+    ),
+    model: str = typer.Option(
+        "tiny",
+        "--model",
+        "-m",
+        help="tiny | tiny-init | a local model directory | baseline:NAME | baseline:path/to/file.py:function "
+        "| a served model name (with --base-url).",
+    ),
+    base_url: str | None = typer.Option(
+        None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."
+    ),
+    api_key_env: str | None = typer.Option(
+        None, "--api-key-env", help="Name of the environment variable holding the API key (never the key itself)."
+    ),
+    num_examples: int = typer.Option(10, "--num-examples", "-n", help="Examples to evaluate (-1: all)."),
+    rollouts_per_example: int = typer.Option(1, "--rollouts-per-example", "-r", min=1, help="Rollouts per example."),
+    concurrency: int = typer.Option(8, "--concurrency", "-c", min=1, help="Episodes in flight at once."),
+    env_args: str | None = typer.Option(None, "--env-args", "-a", help="JSON object of load_environment arguments."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Max new tokens per model reply."),
+    temperature: float = typer.Option(1.0, "--temperature", min=0.0, help="Sampling temperature."),
+    seed: int = typer.Option(0, "--seed", help="Run seed (each example's group seed derives from it)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Output directory (default: outputs/evals/...)."),
+    resume: bool = typer.Option(False, "--resume", help="Finish an interrupted run in --output."),
+    split: str = typer.Option("eval", "--split", help="Dataset split: eval or train."),
+    max_retries: int = typer.Option(
+        2, "--max-retries", min=0, help="Retries per request to --base-url on 429/5xx/timeouts (with backoff)."
+    ),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds per request to --base-url."),
+    fail_on_error: bool = typer.Option(
+        False, "--fail-on-error", help="Exit with code 1 when any rollout failed (errors are always recorded)."
+    ),
+    agent: Path | None = typer.Option(
+        None,
+        "--agent",
+        help="Instead of ENV: an agent YAML; its tools, system prompt and step limit make the "
+        "environment, and its chat generator is the policy unless --model is given.",
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", help="With --agent: tasks (prompt, answer) as JSONL/JSON/CSV."
+    ),
+    reward: str = typer.Option(
+        "exact_match",
+        "--reward",
+        help="With --agent: answer reward (exact_match, numeric_match, numeric_closeness, token_f1).",
+    ),
+    allow_modules: list[str] = typer.Option(
+        [], "--allow-module", help="Trust this module of yours for YAML loading (repeatable)."
+    ),
+    overrides: list[str] = typer.Option([], "--set", help="Override a setting: KEY[.SUB]=VALUE (value read as YAML)."),
+) -> None:
+    """Evaluate a model on an environment; rollouts stream to results.jsonl, the summary to metadata.json."""
+    from haystack_rl.overrides import apply_to_mapping, parse_override
+
+    with user_errors():
+        data = asdict(EvalSettings())
+        given = {name: value for name, value in ctx.params.items() if name in data}
+        data.update(given, env_args=parse_env_args(env_args), agent=str(agent) if agent else None,
+                    allow_modules=list(allow_modules))  # fmt: skip
+        for text in overrides:
+            apply_to_mapping(data, *parse_override(text))
+        settings = EvalSettings.from_dict(data)
+        model_given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"
+        run_eval(
+            settings, output, resume, fail_on_error, model_given or "model" in {o.split("=")[0] for o in overrides}
+        )
+
+
+def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_error: bool, model_given: bool) -> None:
+    """The body of `eval`: build, check resume, play with a progress bar, summarize."""
+    from haystack_rl.policies import build_policy
+    from haystack_rl.results import ResultsWriter, print_summary
+    from haystack_rl.runner import RESULTS_FILE, RolloutRunner
+
+    if settings.split not in ("eval", "train"):
+        raise CliError(f"--split must be eval or train, got {settings.split!r}")
+    environment, agent_generator = build_environment(settings)
+    policy: Any = agent_generator if agent_generator is not None and not model_given else None
+    generation_kwargs: dict[str, Any] = {}
+    if policy is not None:
+        settings.model = str(getattr(policy, "model", None) or getattr(policy, "name", None) or type(policy).__name__)
+    else:
+        policy, generation_kwargs = build_policy(settings.model, environment, settings.base_url, settings.api_key_env,
+                                                 settings.max_tokens, settings.temperature, settings.max_retries,
+                                                 settings.timeout)  # fmt: skip
+    if hasattr(policy, "warm_up"):
+        quiet_libraries()
+        try:
+            policy.warm_up()  # load a local model now, so a bad directory is a clear error, not a traceback
+        except Exception as error:  # noqa: BLE001 - reported as a user error about --model
+            raise CliError(f"cannot load model {settings.model!r}: {type(error).__name__}: {error}") from None
+    env_label = settings.env or environment.name
+    config = {**asdict(settings), "env": env_label}
+    if settings.agent is not None:
+        config["env_args"] = {"agent": settings.agent, "dataset": settings.dataset, "reward": settings.reward}
+    if resume:
+        if output is None:
+            raise CliError("--resume needs --output DIR (the directory of the interrupted run)")
+        check_resume(output, config)
+    else:
+        if output is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            output = Path("outputs") / "evals" / f"{model_slug(env_label)}--{model_slug(settings.model)}--{stamp}"
+        if (output / RESULTS_FILE).exists() or (output / RUN_CONFIG_FILE).exists():
+            raise CliError(f"{output} already holds a run; pass --resume to finish it, or choose another --output")
+    output.mkdir(parents=True, exist_ok=True)
+    command = command_line()
+    (output / RUN_CONFIG_FILE).write_text(json.dumps({**config, "command": command}, indent=2) + "\n", encoding="utf-8")
+
+    examples = environment.examples(settings.split, None if settings.num_examples < 0 else settings.num_examples)
+    runner = RolloutRunner(
+        environment, policy, rollouts_per_example=settings.rollouts_per_example, concurrency=settings.concurrency,
+        generation_kwargs=generation_kwargs, seed=settings.seed, split=settings.split, output_dir=str(output),
+    )  # fmt: skip
+    console.print(
+        f"[bold]{escape(env_label)}[/bold] · model [bold]{escape(settings.model)}[/bold] · {len(examples)} examples"
+        f" × {settings.rollouts_per_example} rollouts → {escape(str(output))}",
+        highlight=False,
+    )
+    start = time.perf_counter()
+    new_rollouts = 0
+    with Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("groups", total=len(examples))
+
+        def on_resume(done: int) -> None:
+            if done:
+                progress.update(task, completed=done, description=f"groups (resuming: {done} done)")
+
+        def on_group(group: list[Any]) -> None:
+            nonlocal new_rollouts
+            new_rollouts += len(group)
+            progress.advance(task)
+
+        from haystack_rl.asyncio_utils import run_sync
+
+        rollouts = run_sync(runner.generate(examples, on_group=on_group, on_resume=on_resume))
+    wall_time = time.perf_counter() - start
+    run_info = {"command": command, "config": config, "output_dir": str(output), "wall_time_s": wall_time,
+                "timed_rollouts": new_rollouts, "resumed_rollouts": len(rollouts) - new_rollouts}  # fmt: skip
+    writer = ResultsWriter(str(output), breakdowns=list(environment.summary_breakdowns))
+    summary = writer.run(rollouts, run_info=run_info)["summary"]
+    print_summary(summary, console, title=f"{env_label} · {settings.model}")
+    console.print(f"results: {output / RESULTS_FILE} · metadata: {output / 'metadata.json'}", highlight=False)
+    _warn_failures(summary, rollouts, fail_on_error)
+
+
+def _warn_failures(summary: dict[str, Any], rollouts: list[Any], fail_on_error: bool) -> None:
+    failed = summary["errors"] + sum(summary["reward_errors"].values())
+    if not failed:
+        return
+    # "policy: RateLimitError: Error code: 429 ..." -> counted as "policy: RateLimitError"
+    kinds = Counter(":".join(r.error.split(":", 2)[:2]) for r in rollouts if r.error)
+    by_kind = ", ".join(f"{count} {kind}" for kind, count in kinds.most_common())
+    hint = "" if fail_on_error else " (pass --fail-on-error to exit non-zero)"
+    err_console.print(
+        f"[yellow]warning:[/yellow] {summary['errors']} of {summary['n']} rollouts failed"
+        f"{f' ({by_kind})' if by_kind else ''}, {sum(summary['reward_errors'].values())} reward errors; "
+        f"see results.jsonl{hint}",
+        highlight=False,
+    )
+    if fail_on_error:
+        raise typer.Exit(code=1)

@@ -1,0 +1,97 @@
+"""The policy behind a `--model` spec: a scripted baseline, a served model, or a local model."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+#: Sent to local servers when no API key variable is named.
+DUMMY_API_KEY = "no-key"
+#: Prefix of scripted-policy specs.
+BASELINE_PREFIX = "baseline:"
+
+
+class PolicySpecError(ValueError):
+    """A `--model` spec that names nothing usable; the message lists what would work."""
+
+
+def build_policy(
+    model: str,
+    environment: Any,
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    max_tokens: int = 256,
+    temperature: float = 1.0,
+    max_retries: int = 2,
+    timeout: float = 60.0,
+) -> tuple[Any, dict[str, Any]]:
+    """
+    The policy generator for a `--model` spec, and the generation kwargs to run it with.
+
+    - `baseline:NAME`: the environment's scripted baseline; `baseline:path/to/file.py:function` or
+      `baseline:package.module:function`: any scripted policy `(messages, rng) -> reply`;
+    - with `base_url`: Haystack's `OpenAIChatGenerator` on that OpenAI-compatible server (each request retried
+      `max_retries` times on 429s, 5xx, timeouts and dropped connections with the SDK's backoff, which honours
+      Retry-After; `timeout` seconds per request);
+    - `tiny`, `tiny-init` or an existing model directory: the in-process `TransformersChatGenerator`.
+
+    Usage example:
+    ```python
+    from haystack_rl import load_environment
+    from haystack_rl.policies import build_policy
+
+    env = load_environment("reverse_text", num_eval_examples=1)
+    policy, kwargs = build_policy("baseline:haystack_rl_envs.reverse_text:copy_baseline", env)
+    assert policy.run(env.reset(env.examples()[0], seed=0)[0])["replies"][0].text.startswith("<reversed_text>")
+    ```
+
+    :raises PolicySpecError: For a spec that names nothing usable.
+    """
+    from haystack_rl.models.tiny import BUILT_IN_MODELS
+
+    if model.startswith(BASELINE_PREFIX):
+        return _baseline(model[len(BASELINE_PREFIX) :], environment), {}
+    if base_url:
+        from haystack.components.generators.chat import OpenAIChatGenerator
+        from haystack.utils import Secret
+
+        if api_key_env:
+            if not os.environ.get(api_key_env):
+                raise PolicySpecError(f"--api-key-env {api_key_env}: that environment variable is not set")
+            api_key = Secret.from_env_var(api_key_env)
+        else:
+            api_key = Secret.from_token(DUMMY_API_KEY)
+        # one "completion truncated" warning per reply would scroll the progress bar away; the
+        # finish reason is kept in each reply's meta in results.jsonl
+        logging.getLogger("haystack.components.generators.chat.openai").setLevel(logging.ERROR)
+        served = OpenAIChatGenerator(
+            api_key=api_key, model=model, api_base_url=base_url, max_retries=max_retries, timeout=timeout
+        )
+        return served, {"max_tokens": max_tokens, "temperature": temperature}
+    if model in BUILT_IN_MODELS or Path(model).is_dir():
+        from haystack_rl.generators.transformers import TransformersChatGenerator
+
+        return TransformersChatGenerator(model=model, max_new_tokens=max_tokens, temperature=temperature), {}
+    raise PolicySpecError(
+        f"model directory not found: {model!r}; use tiny, tiny-init, an existing model directory, baseline:NAME, "
+        "or a served model name with --base-url URL"
+    )
+
+
+def _baseline(name: str, environment: Any) -> Any:
+    from haystack_rl.generators import FunctionChatGenerator
+    from haystack_rl.trust import is_code_reference, load_callable
+
+    if is_code_reference(name):
+        function = load_callable(name)
+        return FunctionChatGenerator(function, name=name.rpartition(":")[2])
+    baselines = environment.baselines()
+    if name not in baselines:
+        known = ", ".join(f"baseline:{b}" for b in sorted(baselines)) or "none"
+        raise PolicySpecError(
+            f"{environment.name} has no baseline {name!r}; available: {known}, or any scripted policy as "
+            "baseline:path/to/file.py:function or baseline:package.module:function"
+        )
+    return FunctionChatGenerator(baselines[name], name=name)
