@@ -217,3 +217,16 @@ def test_sft_refuses_rows_truncated_away(caplog: pytest.LogCaptureFixture) -> No
         check_lengths(Dataset.from_dict({"input_ids": []}), 3, 512, "calculator")
     check_lengths(Dataset.from_dict({"input_ids": [[1] * 512, [1] * 20]}), 3, 512, "calculator")
     assert "2 of 3 SFT rows reach sft.max_length=512" in caplog.text
+
+
+def test_sft_refuses_rows_whose_prompt_outgrows_max_length_before_any_work(tiny_model_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from haystack_rl.training.sft import DemonstrationSetupError, check_row_lengths, demonstrations
+
+    env = load_environment("calculator", num_train_examples=2, num_eval_examples=1)
+    rows = demonstrations(env)  # the prompt holds the tool schema: ~800 tokens before the first reply
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_path)
+    with pytest.raises(DemonstrationSetupError, match=r"first reply only after \d+ tokens, past sft.max_length=512"):
+        check_row_lengths(tokenizer, rows, 512, "calculator")
+    check_row_lengths(tokenizer, rows, 1024, "calculator")

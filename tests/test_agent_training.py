@@ -201,9 +201,11 @@ def test_train_an_agent_from_its_yaml_then_deploy_and_run_it(tmp_path: Path, tin
     after = result["metrics"]["eval_after"]
     assert after["rollouts"] == 2 and {"success", "no_tool_share", "tool_calls_per_rollout"} <= set(after)
 
-    deployed = deploy_model(CALCULATOR_AGENT, result["model_dir"], tmp_path / "deployed_agent.yml")
+    deployed, differences = deploy_model(CALCULATOR_AGENT, result["model_dir"], tmp_path / "deployed_agent.yml")
     generator = find_agent(read_agent_yaml(deployed))["init_parameters"]["chat_generator"]["init_parameters"]
     assert generator["model"] == result["model_dir"]
+    # the shipped agent samples (temperature 1.0) where training evaluated greedily: the only difference
+    assert [line.split(":")[0] for line in differences] == ["temperature"], differences
     run = CliRunner().invoke(app, ["run", str(deployed), "--message", "Mia has 3 boxes of 4 pens. How many pens?"])
     assert run.exit_code == 0, run.output
     assert "assistant" in run.output and "Mia has 3 boxes" in run.output

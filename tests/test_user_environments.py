@@ -131,7 +131,7 @@ def user_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     yield tmp_path
-    for name in ("higher_lower", "ounces", "broken"):  # each test's user has files of the same names
+    for name in ("higher_lower", "ounces", "broken", "expert"):  # each test's user has files of the same names
         sys.modules.pop(name, None)
 
 
@@ -241,3 +241,49 @@ def test_an_unserializable_environment_says_what_to_change() -> None:
     lambda_tools = ToolEnv(tools=[], dataset=[{"prompt": "x"}], baselines={"echo": lambda messages, rng: "x"})
     with pytest.raises(EnvironmentCheckError, match="lambda or a local function, which cannot be serialized"):
         check_environment(lambda_tools)
+
+
+# --- an Agent YAML route names its demonstrations ------------------------------------------------------------
+def test_an_agent_config_without_demonstrations_fails_before_any_work(user_dir: Path, tiny_model_path: Path) -> None:
+    from haystack_rl.training.sft import demonstration_transcripts
+
+    agent = Path(__file__).resolve().parent.parent / "pipelines" / "calculator_agent.yml"
+    tasks = user_dir / "tasks.jsonl"
+    tasks.write_text(
+        "".join(json.dumps({"prompt": f"What is {a} * 3?", "answer": str(3 * a)}) + "\n" for a in range(4))
+    )
+    config = {"model": str(tiny_model_path), "agent": str(agent), "dataset": str(tasks), "reward": "numeric_match",
+              "output_dir": str(user_dir / "run"), "sft": {"steps": 2, "batch": 2, "max_length": 1024},
+              "grpo": {"steps": 0}, "eval": {"num_examples": 1, "max_new_tokens": 128}}  # fmt: skip
+    (user_dir / "train.yml").write_text(json.dumps(config))
+    refused = invoke("train", "train.yml")
+    assert refused.exit_code == 2 and "set sft.demonstrations to a scripted policy" in refused.text, refused.text
+    assert not (user_dir / "run" / "metrics.jsonl").exists()  # refused before the first evaluation
+
+    from haystack_rl.training.config import TrainConfig
+
+    (user_dir / "expert.py").write_text(
+        textwrap.dedent("""
+        from haystack.dataclasses import ChatMessage, ToolCall
+
+        def expert(messages, rng):
+            if messages[-1].tool_call_result is not None:
+                return f"<answer>{messages[-1].tool_call_result.result}</answer>"
+            a = messages[-1].text.split()[2]
+            return ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="calculator",
+                                                                   arguments={"expression": f"{a} * 3"})])
+    """)
+    )
+    settings = TrainConfig.from_dict({**config, "sft": {"demonstrations": "expert.py:expert", "max_length": 1024}})
+    environment = settings.build_environment()
+    found = demonstration_transcripts(environment, source="expert.py:expert")
+    assert len(found) == 4 and found[0][-1].text == "<answer>0</answer>"
+    # transcripts in a JSONL file (e.g. a results.jsonl of an earlier eval) work too
+    lines = [json.dumps({"messages": [m.to_dict() for m in messages]}) for messages in found]
+    (user_dir / "demos.jsonl").write_text("\n".join(lines) + "\n")
+    assert demonstration_transcripts(environment, source=str(user_dir / "demos.jsonl")) == found
+    config["sft"]["demonstrations"] = "expert.py:expert"
+    (user_dir / "train.yml").write_text(json.dumps(config))
+    trained = invoke("train", "train.yml")
+    assert trained.exit_code == 0, trained.text
+    assert json.loads((user_dir / "run" / "summary.json").read_text())["sft_examples"] > 0

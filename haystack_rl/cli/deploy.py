@@ -1,4 +1,4 @@
-"""`haystack-rl check-deploy AGENT.yml --model DIR`: does the deployed Agent use the model as training did?"""
+"""`haystack-rl check-deploy AGENT.yml --model DIR`: whether the deployed Agent uses the model as training did."""
 
 from __future__ import annotations
 

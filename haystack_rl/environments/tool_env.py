@@ -75,7 +75,6 @@ class ToolEnv(MultiTurnEnv):
     results, done = env.step(state, ChatMessage.from_assistant(tool_calls=[ToolCall(tool_name="mul", arguments={})]))
     assert results[0].tool_call_result.error and not done
     assert env.step(state, ChatMessage.from_assistant("<answer>5</answer>"))[1] is True
-    assert ToolEnv.from_dict(env.to_dict()).tools[0].name == "add"
     ```
 
     :param tools: The tools, as handed to the policy (kept in the `tools` attribute).

@@ -182,6 +182,7 @@ def sft_rows(config: TrainConfig, environment: Environment, model_dir: str) -> l
     check_reply_budget(reply_lengths(tokenizer, found, tools), config, environment.name)
     markers = has_generation_markers(tokenizer.chat_template or "")
     rows = demonstration_rows(environment, found, per_turn=not markers, unique=settings.unique)
+    check_row_lengths(tokenizer, rows, settings.max_length, environment.name)
     if settings.unique:
         logger.info("SFT on %d distinct demonstrations (of %s training examples)", len(rows), wanted or "all")
     return rows
@@ -259,6 +260,28 @@ def run_sft(
     return str(final), metrics
 
 
+def check_row_lengths(tokenizer: Any, rows: list[dict[str, Any]], max_length: int, name: str, sample: int = 32) -> None:
+    """
+    Refuse SFT rows whose first trained token lies past `sft.max_length` (TRL cuts rows at the end, so such a
+    row keeps nothing to learn; a tool environment's prompts hold the tool schemas, so they are long). Checked on a
+    sample of rows, before any work.
+
+    :raises DemonstrationSetupError: With the length needed.
+    """
+    prefixes = []
+    for row in rows[:sample]:
+        messages = row.get("messages") or row["prompt"] + row["completion"]
+        first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
+        tools = json.loads(row["tools"]) if "tools" in row else None
+        text = str(tokenizer.apply_chat_template(messages[:first], tools=tools, add_generation_prompt=True,
+                                                 tokenize=False))  # fmt: skip
+        prefixes.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
+    if prefixes and min(prefixes) >= max_length:
+        raise DemonstrationSetupError(f"{name}: SFT rows reach their first reply only after {min(prefixes)} tokens, "
+                                      f"past sft.max_length={max_length}: nothing would be left to learn; raise "
+                                      f"sft.max_length above {max(prefixes)}")  # fmt: skip
+
+
 def check_lengths(dataset: Any, num_rows: int, max_length: int, name: str) -> None:
     """
     Refuse SFT rows that TRL truncated away, and warn about truncated ones: tokens past `sft.max_length` are
@@ -266,8 +289,8 @@ def check_lengths(dataset: Any, num_rows: int, max_length: int, name: str) -> No
     """
     lengths = [len(ids) for ids in dataset["input_ids"]] if len(dataset) else []
     if not lengths:
-        raise ValueError(f"{name}: all {num_rows} SFT rows were truncated away at sft.max_length={max_length} "
-                         "tokens (nothing left to learn); raise sft.max_length")  # fmt: skip
+        raise DemonstrationSetupError(f"{name}: all {num_rows} SFT rows were truncated away at sft.max_length="
+                                      f"{max_length} tokens (nothing left to learn); raise sft.max_length")  # fmt: skip
     cut = sum(length >= max_length for length in lengths) + num_rows - len(lengths)
     if cut:
         logger.warning("%s: %d of %d SFT rows reach sft.max_length=%d tokens and lose the end of their completion; "
