@@ -16,6 +16,7 @@ from haystack.dataclasses import ChatMessage
 
 from haystack_rl.asyncio_utils import run_sync
 from haystack_rl.environments.base import Environment, EpisodeState
+from haystack_rl.environments.pipeline_env import PipelineEnv
 from haystack_rl.environments.tool_execution import tool_use_info
 from haystack_rl.generators.function import FunctionChatGenerator, PolicyFn
 from haystack_rl.rollout import Rollout, Turn
@@ -115,7 +116,10 @@ async def play_episode(
         if agent is not None:
             agent.warm_up()
         timing["env_s"] += time.perf_counter() - start
-        await _play_turns(environment, policy, agent, state, rollout, timing, generation_kwargs, max_total_tokens)
+        if isinstance(environment, PipelineEnv):
+            await _play_pipeline(environment, policy, state, rollout, timing, generation_kwargs)
+        else:
+            await _play_turns(environment, policy, agent, state, rollout, timing, generation_kwargs, max_total_tokens)
     except Exception as error:  # noqa: BLE001 - reset failed
         rollout.error, rollout.stop_reason = f"environment: {type(error).__name__}: {error}", "error"
     if state is not None:
@@ -185,6 +189,30 @@ async def _play_turns(
         if max_total_tokens is not None and rollout.num_completion_tokens >= max_total_tokens:
             rollout.stop_reason = "token_budget"
             return
+
+
+async def _play_pipeline(
+    environment: PipelineEnv,
+    policy: Any,
+    state: EpisodeState,
+    rollout: Rollout,
+    timing: dict[str, float],
+    generation_kwargs: dict[str, Any] | None,
+) -> None:
+    """A pipeline episode: one run of the pipeline, the policy answering each call of its generator."""
+    if _is_agent(policy):
+        raise TypeError(f"{environment.name}: a pipeline episode is played by a chat generator, not an Agent")
+    t0 = time.perf_counter()
+    try:
+        await environment.play(state, policy, generation_kwargs)
+    except Exception as error:  # noqa: BLE001 - recorded on the rollout
+        rollout.error, rollout.stop_reason = f"pipeline: {type(error).__name__}: {error}", "error"
+    timing["generation_s"] += time.perf_counter() - t0
+    for message in state.messages:
+        meta = message.meta
+        if message.is_from("assistant") and "completion_ids" in meta:
+            rollout.turns.append(Turn(list(meta["prompt_ids"]), list(meta["completion_ids"]), meta.get("logprobs")))
+    rollout.stop_reason = rollout.stop_reason or "done"
 
 
 async def _agent_turn(

@@ -136,6 +136,27 @@ class Rollout:
             context = list(turn.prompt_ids) + list(turn.completion_ids)
         return ids, mask, logprobs
 
+    def sequences(self) -> list[tuple[list[int], list[int], list[int], list[float]]]:
+        """
+        The rollout's token data as training sequences: consecutive turns whose prompt extends the previous
+        turn's prompt + completion merge into one sequence (a conversation: tokens the environment wrote get
+        mask 0); a turn that does not (another call of a pipeline's generator, on another prompt) starts a new one.
+
+        :returns: One `(prompt_ids, completion_ids, env_mask, logprobs)` per sequence (as `completion_tokens`).
+        """
+        out: list[tuple[list[int], list[int], list[int], list[float]]] = []
+        start = 0
+        for index in range(1, len(self.turns) + 1):
+            if index < len(self.turns):
+                previous, turn = self.turns[index - 1], self.turns[index]
+                context = list(previous.prompt_ids) + list(previous.completion_ids)
+                if turn.prompt_ids[: len(context)] == context:
+                    continue
+            part = Rollout(self.example_id, self.rollout_index, self.seed, turns=self.turns[start:index])
+            out.append((part.prompt_ids, *part.completion_tokens()))
+            start = index
+        return out
+
     @property
     def num_completion_tokens(self) -> int:
         """Number of tokens the model generated over all turns."""

@@ -177,6 +177,10 @@ class Environment:
     def warm_up(self) -> None:
         """Load what the environment needs once (tools, models); called before the first episode."""
 
+    def training_prompt(self, example: dict[str, Any], seed: int) -> list[ChatMessage]:
+        """What stands for a task in TRL's training dataset (TRL hands rollouts only prompts): the opening."""
+        return self.reset(example, seed)[0]
+
     # --- what an author may add ----------------------------------------------------------------
     def baselines(self) -> dict[str, Any]:
         """

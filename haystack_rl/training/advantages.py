@@ -11,6 +11,7 @@ import torch
 from trl import GRPOTrainer
 
 from haystack_rl.training.config import ADVANTAGE_BASELINES
+from haystack_rl.training.segments import row_starts, segmented_logps
 from haystack_rl.training.shared_prompt import shared_prompt_logps
 
 
@@ -55,6 +56,11 @@ class AdvantageGRPOTrainer(GRPOTrainer):  # type: ignore[misc]
                                            attention_mask: torch.Tensor, logits_to_keep: int,
                                            batch_size: int | None = None, compute_entropy: bool = False,
                                            compute_aux_loss: bool = False, **extra: Any) -> Any:  # fmt: skip
+        starts = row_starts(getattr(self.rollout_func, "segment_starts", {}), input_ids, attention_mask)
+        if starts is not None:  # rows holding several sequences (a pipeline's calls): each on its own prompt
+            with self.accelerator.autocast():
+                return (*segmented_logps(model, input_ids, attention_mask, logits_to_keep, starts, compute_entropy),
+                        None)  # fmt: skip
         plain = (not self.share_prompt or compute_aux_loss or self.accelerator.num_processes > 1
                  or any(value is not None for value in extra.values()))  # fmt: skip
         if not plain:

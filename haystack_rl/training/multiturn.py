@@ -11,6 +11,7 @@ from typing import Any
 
 from haystack_rl.asyncio_utils import run_sync
 from haystack_rl.environments.base import Environment
+from haystack_rl.environments.pipeline_env import PipelineEnv
 from haystack_rl.episode import derive_seed, play_episode
 from haystack_rl.results import tool_use_stats
 from haystack_rl.rollout import Rollout
@@ -97,6 +98,9 @@ class EnvRolloutFunc:
         self.last_rollouts: list[Rollout] = []
         self._unlogged: list[Rollout] = []
         self._groups_resampled = self._groups_flat = 0
+        #: Rows of the last batch that hold several sequences (a pipeline's separate generator calls), by their
+        #: token ids: where each later sequence starts in the completion (see `pack_sequences`).
+        self.segment_starts: dict[tuple[int, ...], list[int]] = {}
         #: Reward-function failures over the whole run, by function name.
         self.reward_errors: Counter[str] = Counter()
 
@@ -169,12 +173,18 @@ class EnvRolloutFunc:
         out: dict[str, list[Any]] = {"prompt_ids": [], "completion_ids": [], "logprobs": [], "env_mask": []}
         out[SCORES_FIELD] = []
         eos = self.generator.tokenizer.eos_token_id
+        self.segment_starts.clear()
         for rollout in rollouts:
             try:
                 if not rollout.turns:
                     raise ValueError(rollout.error or "no model turn recorded")
-                ids, mask, logprobs = rollout.completion_tokens()
-                prompt_ids = rollout.prompt_ids
+                if isinstance(self.environment, PipelineEnv):  # several calls: one row of separate sequences
+                    prompt_ids, ids, mask, logprobs, starts = pack_sequences(rollout.sequences())
+                    if starts:
+                        self.segment_starts[tuple(prompt_ids + ids)] = starts
+                else:  # a conversation must keep the prefix property: a break is a template problem
+                    ids, mask, logprobs = rollout.completion_tokens()
+                    prompt_ids = rollout.prompt_ids
             except ValueError as error:  # TokenMismatchError is a ValueError
                 logger.warning("rollout %s unusable for training: %s", rollout.key, error)
                 rollout.error = rollout.error or str(error)
@@ -201,6 +211,36 @@ class EnvRolloutFunc:
             metrics.update({"groups/resampled": float(self._groups_resampled), "groups/flat": float(self._groups_flat)})
         self._groups_resampled = self._groups_flat = 0
         return metrics
+
+
+def pack_sequences(
+    sequences: list[tuple[list[int], list[int], list[int], list[float]]],
+) -> tuple[list[int], list[int], list[int], list[float], list[int]]:
+    """
+    Several training sequences of one episode (see `Rollout.sequences`) as one TRL row: the first sequence's
+    prompt, then every completion, each later sequence's prompt in between with mask 0. Returns the row's
+    `(prompt_ids, completion_ids, env_mask, logprobs)` and where each later sequence starts in the completion;
+    the loss pass scores each sequence on its own prompt (`haystack_rl.training.segments`), so every call's
+    tokens are trained as the model generated them, with the episode's advantage.
+
+    Usage example:
+    ```python
+    from haystack_rl.training.multiturn import pack_sequences
+
+    first = ([1, 2], [3, 4], [1, 1], [-0.1, -0.2])
+    second = ([5, 6, 7], [8], [1], [-0.3])
+    prompt, completion, mask, logprobs, starts = pack_sequences([first, second])
+    assert (prompt, completion, mask, starts) == ([1, 2], [3, 4, 5, 6, 7, 8], [1, 1, 0, 0, 0, 1], [2])
+    ```
+    """
+    prompt_ids, completion, mask, logprobs = (list(part) for part in sequences[0])
+    starts: list[int] = []
+    for later_prompt, later_completion, later_mask, later_logprobs in sequences[1:]:
+        starts.append(len(completion))
+        completion += list(later_prompt) + list(later_completion)
+        mask += [0] * len(later_prompt) + list(later_mask)
+        logprobs += [0.0] * len(later_prompt) + list(later_logprobs)
+    return prompt_ids, completion, mask, logprobs, starts
 
 
 def _flat(rollouts: list[Rollout]) -> bool:

@@ -40,7 +40,7 @@ def to_trl_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
 def example_row(environment: Environment, example: dict[str, Any], seed: int) -> dict[str, Any]:
     """One training-dataset row: the rendered opening conversation plus the example and its episode seed."""
     episode_seed = derive_seed(seed, example["id"])
-    messages, _ = environment.reset(example, episode_seed)
+    messages = environment.training_prompt(example, episode_seed)
     return {
         "prompt": to_trl_messages(messages),
         EXAMPLE_ID_COLUMN: str(example["id"]),

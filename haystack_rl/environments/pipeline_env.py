@@ -1,0 +1,228 @@
+"""PipelineEnv: an episode is one run of a Haystack pipeline with an LLM inside; the policy plays that LLM."""
+
+from __future__ import annotations
+
+import contextvars
+import copy
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from haystack import Pipeline, component
+from haystack.dataclasses import ChatMessage
+
+from haystack_rl.environments.base import Environment, EpisodeState
+from haystack_rl.environments.tool_execution import jsonable
+from haystack_rl.rubrics.rubric import Rubric
+
+#: `state.info` key holding every component's outputs (JSON), for reward functions to read.
+OUTPUTS = "outputs"
+#: `state.info` key counting the calls of the trained generator.
+CALLS = "generator_calls"
+
+
+@dataclass
+class _EpisodeCalls:
+    """The policy and the episode that the `PolicySlot` of a running pipeline answers for."""
+
+    policy: Any
+    state: EpisodeState
+    generation_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    async def call(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None, tools: Any) -> Any:
+        from haystack_rl.episode import call_policy, derive_seed
+
+        state = self.state
+        kwargs = {**self.generation_kwargs, **(generation_kwargs or {}),
+                  "seed": derive_seed(state.seed, state.rollout_index, state.turn)}  # fmt: skip
+        reply = await call_policy(self.policy, list(messages), kwargs, tools)
+        state.messages.extend([*messages, reply])
+        state.turn += 1
+        state.info[CALLS] = state.turn
+        return reply
+
+
+_EPISODE: contextvars.ContextVar[_EpisodeCalls | None] = contextvars.ContextVar("haystack_rl_episode", default=None)
+
+
+@component
+class PolicySlot:
+    """
+    Stands in a pipeline for the chat generator being trained: each call goes to the policy of the episode that
+    runs the pipeline (many episodes may run the same pipeline at once), and is recorded in that episode.
+
+    Usage example:
+    ```python
+    from haystack_rl.environments.pipeline_env import PolicySlot
+
+    slot = PolicySlot()  # PipelineEnv puts it in place of the generator component it trains
+    assert "messages" in slot.__haystack_input__._sockets_dict
+    ```
+    """
+
+    @component.output_types(replies=list[ChatMessage])
+    def run(
+        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None, tools: Any = None
+    ) -> dict[str, Any]:
+        """Blocking twin of `run_async`."""
+        from haystack_rl.asyncio_utils import run_sync
+
+        result: dict[str, Any] = run_sync(self.run_async(messages, generation_kwargs, tools))
+        return result
+
+    @component.output_types(replies=list[ChatMessage])
+    async def run_async(
+        self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None = None, tools: Any = None
+    ) -> dict[str, Any]:
+        """Ask the running episode's policy for one reply to `messages`."""
+        episode = _EPISODE.get()
+        if episode is None:
+            raise RuntimeError("PolicySlot answers only inside a PipelineEnv episode (played by the episode player)")
+        return {"replies": [await episode.call(messages, generation_kwargs, tools)]}
+
+
+class PipelineEnv(Environment):
+    """
+    A Haystack pipeline with an LLM inside (e.g. query rewrite -> BM25 retrieval -> answer) as an environment:
+    one episode is one run of the pipeline on a task, with the chat generator named `generator` played by the
+    policy. Every call of that generator is recorded (its messages, its reply and, from a token-returning
+    generator, its token ids), so a model can be evaluated and trained inside the very pipeline it is
+    deployed in; every component's outputs land in `rollout.info["outputs"]` (as JSON), so a reward can read
+    what the retriever found or which branch a router took.
+
+    `inputs` maps each pipeline input `"component.socket"` to the task column that feeds it (a column name, or
+    a constant with `{"value": ...}`). Deploying is the same pipeline YAML with the generator's model path
+    changed. `rollout.completion` is the last reply of the generator.
+
+    Usage example:
+    ```python
+    from haystack import Pipeline
+    from haystack.components.builders import ChatPromptBuilder
+    from haystack.dataclasses import ChatMessage
+    from haystack_rl import RolloutRunner, Rubric
+    from haystack_rl.environments.pipeline_env import PipelineEnv
+    from haystack_rl.generators import FunctionChatGenerator
+
+    pipeline = Pipeline()
+    pipeline.add_component("prompt", ChatPromptBuilder(template=[ChatMessage.from_user("Shout: {{ word }}")],
+                                                       required_variables=["word"]))
+    pipeline.add_component("llm", FunctionChatGenerator(lambda messages, rng: "HI"))
+    pipeline.connect("prompt.prompt", "llm.messages")
+
+    def shouted(rollout):
+        return float(rollout.completion == rollout.example["word"].upper())
+
+    env = PipelineEnv(pipeline, generator="llm", inputs={"prompt.word": "word"}, dataset=[{"word": "hi"}],
+                      rubric=Rubric.from_functions([shouted]))
+    policy = FunctionChatGenerator(lambda messages, rng: messages[-1].text.split(": ")[1].upper())
+    rollout = RolloutRunner(env, policy).run()["rollouts"][0]
+    assert rollout.reward == 1.0 and rollout.info["outputs"]["prompt"]["prompt"][0]["role"] == "user"
+    ```
+
+    :param pipeline: The pipeline: a `Pipeline` (adopted: its generator components become `PolicySlot`s), its
+        dict, or a YAML file (loaded as `haystack-rl run` loads it).
+    :param generator: The name of the chat generator component the policy plays (or several names: e.g. a
+        query rewriter and an answerer served by the same model).
+    :param inputs: Pipeline input `"component.socket"` -> the task column feeding it (or `{"value": constant}`).
+    :param dataset: Training tasks (dicts with the columns `inputs` names, and what the rubric reads).
+    :param eval_dataset: Evaluation tasks (default: the training tasks).
+    :param rubric: Scores finished rollouts (`rollout.info["outputs"]` holds every component's outputs).
+    :param name: Name in results (default: "pipeline").
+    """
+
+    name = "pipeline"
+
+    def __init__(
+        self,
+        pipeline: Pipeline | str | dict[str, Any],
+        generator: str | list[str],
+        inputs: Mapping[str, str | dict[str, Any]],
+        dataset: list[dict[str, Any]] | None = None,
+        eval_dataset: list[dict[str, Any]] | None = None,
+        rubric: Rubric | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(dataset=dataset, eval_dataset=eval_dataset, rubric=rubric, name=name)
+        self.generator = generator
+        self.inputs = dict(inputs)
+        self.pipeline = _load(pipeline)
+        for name_ in [generator] if isinstance(generator, str) else generator:
+            _put_policy_slot(self.pipeline, name_)
+        self.component_names = [name for name, _ in self.pipeline.walk()]
+        known = {f"{c}.{socket}" for c, sockets in self.pipeline.inputs().items() for socket in sockets}
+        unknown = sorted(set(self.inputs) - known)
+        if unknown:
+            raise ValueError(f"{self.name}: inputs name {unknown}, which the pipeline does not take; its open inputs "
+                             f"are {', '.join(sorted(known)) or 'none'}")  # fmt: skip
+
+    def pipeline_inputs(self, example: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The pipeline's run data for a task (see `inputs`)."""
+        data: dict[str, dict[str, Any]] = {}
+        for target, source in self.inputs.items():
+            component_name, socket = target.split(".", 1)
+            if isinstance(source, dict):
+                value = source.get("value")
+            elif source in example:
+                value = example[source]
+            else:
+                raise KeyError(f"{self.name}: task {example.get('id')!r} has no column {source!r} (for {target})")
+            data.setdefault(component_name, {})[socket] = value
+        return data
+
+    def reset(
+        self, example: dict[str, Any], seed: int, rollout_index: int = 0
+    ) -> tuple[list[ChatMessage], EpisodeState]:
+        """A new episode: no conversation yet (the pipeline's generator calls write it), `outputs` empty."""
+        state = EpisodeState(example=example, seed=seed, rollout_index=rollout_index)
+        state.info.update({OUTPUTS: {}, CALLS: 0})
+        self.setup_state(state)
+        return list(state.messages), state
+
+    def step(self, state: EpisodeState, reply: ChatMessage) -> tuple[list[ChatMessage], bool]:
+        """Not used: the pipeline calls the policy itself (see `play`)."""
+        raise NotImplementedError(f"{self.name}: a pipeline episode is played by the episode player, not stepped")
+
+    async def play(self, state: EpisodeState, policy: Any, generation_kwargs: dict[str, Any] | None = None) -> None:
+        """Run the pipeline once on the episode's task, the policy answering for the generator."""
+        episode = _EpisodeCalls(policy, state, dict(generation_kwargs or {}))
+        token = _EPISODE.set(episode)
+        try:
+            outputs = await self.pipeline.run_async(self.pipeline_inputs(state.example),
+                                                    include_outputs_from=set(self.component_names))  # fmt: skip
+        finally:
+            _EPISODE.reset(token)
+        state.info[OUTPUTS] = jsonable(outputs)
+
+    def training_prompt(self, example: dict[str, Any], seed: int) -> list[ChatMessage]:
+        """What stands for a task in TRL's dataset: its pipeline inputs (an episode has no opening conversation)."""
+        return [ChatMessage.from_user(json.dumps(self.pipeline_inputs(example), sort_keys=True, default=str))]
+
+
+def _load(pipeline: Pipeline | str | dict[str, Any]) -> Pipeline:
+    if isinstance(pipeline, Pipeline):
+        return pipeline  # adopted as is: its generator becomes a PolicySlot (a dict or a YAML path is rebuilt)
+    if isinstance(pipeline, dict):
+        return Pipeline.from_dict(copy.deepcopy(pipeline))
+    from haystack_rl.cli.pipeline import load_pipeline
+
+    return load_pipeline(Path(pipeline), [])
+
+
+def _put_policy_slot(pipeline: Pipeline, generator: str) -> None:
+    """Replace the pipeline's `generator` component with a `PolicySlot` wired the same way."""
+    names = [name for name, _ in pipeline.walk()]
+    if generator not in names:
+        raise ValueError(f"pipeline: no component {generator!r} to train; it has {', '.join(names)}")
+    original = pipeline.get_component(generator)
+    sockets = set(original.__haystack_input__._sockets_dict)  # type: ignore[attr-defined]
+    if "messages" not in sockets or "replies" not in original.__haystack_output__._sockets_dict:  # type: ignore[attr-defined]
+        raise ValueError(f"pipeline: {generator!r} is not a chat generator (messages in, replies out); only a chat "
+                         "generator can be trained")  # fmt: skip
+    edges = [(sender, receiver, data) for sender, receiver, data in pipeline.graph.edges(data=True)
+             if generator in (sender, receiver)]  # fmt: skip
+    pipeline.remove_component(generator)
+    pipeline.add_component(generator, PolicySlot())
+    for sender, receiver, data in edges:
+        pipeline.connect(f"{sender}.{data['from_socket'].name}", f"{receiver}.{data['to_socket'].name}")
