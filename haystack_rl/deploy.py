@@ -28,8 +28,10 @@ def training_card(environment: Any, model_dir: str | Path, max_new_tokens: int, 
 
     template = _model_template(model_dir)
     tools = flatten_tools_or_toolsets(getattr(environment, "tools", None))
+    generators = getattr(environment, "generator", None)  # a PipelineEnv: the components the model plays
     return {
         "environment": environment.name,
+        "generators": [generators] if isinstance(generators, str) else generators,
         "chat_template_sha256": _sha(template),
         "tool_format": _tool_format(template),
         "tools": {tool.name: tool.tool_spec for tool in tools},
@@ -84,6 +86,28 @@ def deployment_card(agent_yaml: str | Path | dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def pipeline_deployment_cards(pipeline_yaml: str | Path, generators: list[str]) -> dict[str, dict[str, Any]]:
+    """The figures of each named generator component of a deployed pipeline YAML (read, not loaded)."""
+    import yaml
+
+    data = yaml.safe_load(Path(pipeline_yaml).read_text(encoding="utf-8"))
+    components = (data or {}).get("components") or {}
+    cards: dict[str, dict[str, Any]] = {}
+    for name in generators:
+        if name not in components:
+            raise DeploymentMismatchError(f"{pipeline_yaml}: no component {name!r} (training played {generators})")
+        params = components[name].get("init_parameters") or {}
+        model, template = params.get("model"), params.get("chat_template")
+        if template and "{" not in str(template) and Path(str(template)).is_file():
+            template = Path(str(template)).read_text(encoding="utf-8")
+        if template is None and model is not None:
+            template = _model_template(model)
+        cards[name] = {"model": model, "chat_template_sha256": _sha(template), "tool_format": _tool_format(template),
+                       "max_new_tokens": params.get("max_new_tokens"),
+                       "temperature": params.get("temperature")}  # fmt: skip
+    return cards
+
+
 def compare(trained: dict[str, Any], deployed: dict[str, Any], model_dir: str | Path | None = None) -> list[str]:
     """
     The differences between how a model was trained to be used and how a deployment uses it, one line each.
@@ -126,8 +150,9 @@ def compare(trained: dict[str, Any], deployed: dict[str, Any], model_dir: str | 
 
 def check_deploy(agent_yaml: str | Path, model_dir: str | Path, config: str | Path | None = None) -> list[str]:
     """
-    Compare a deployed Agent YAML with how `model_dir` was trained (its training card, or a training config's
-    environment and evaluation settings); returns the differences, one line each (empty: a faithful deploy).
+    Compare a deployed Agent YAML (or, for a model trained in a pipeline, the pipeline YAML's generators) with
+    how `model_dir` was trained (its training card, or a training config's environment and evaluation settings);
+    returns the differences, one line each (empty: a faithful deploy).
     """
     if config is None:
         trained = read_training_card(model_dir)
@@ -137,6 +162,11 @@ def check_deploy(agent_yaml: str | Path, model_dir: str | Path, config: str | Pa
         settings = TrainConfig.from_yaml(config)
         max_new = settings.eval.max_new_tokens or settings.grpo.max_new_tokens
         trained = training_card(settings.build_environment(), model_dir, max_new, settings.eval.temperature)
+    if trained.get("generators"):  # a pipeline: each generator component the model played
+        pipeline_fields = ("model", "chat_template_sha256", "tool_format", "max_new_tokens", "temperature")
+        trained_call = {key: trained.get(key) for key in pipeline_fields}
+        cards = pipeline_deployment_cards(agent_yaml, trained["generators"])
+        return [f"{name}: {line}" for name, card in cards.items() for line in compare(trained_call, card, model_dir)]
     return compare(trained, deployment_card(agent_yaml), model_dir)
 
 

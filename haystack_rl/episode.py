@@ -202,6 +202,10 @@ async def _play_pipeline(
     """A pipeline episode: one run of the pipeline, the policy answering each call of its generator."""
     if _is_agent(policy):
         raise TypeError(f"{environment.name}: a pipeline episode is played by a chat generator, not an Agent")
+    if isinstance(policy, dict):  # the pipeline's own generators, one per component
+        for generator in policy.values():
+            if hasattr(generator, "warm_up"):
+                await asyncio.to_thread(generator.warm_up)
     t0 = time.perf_counter()
     try:
         await environment.play(state, policy, generation_kwargs)

@@ -182,14 +182,14 @@ def test_cli_eval_with_an_agent_and_a_dataset(tmp_path: Path) -> None:
     assert [r.reward for r in rollouts] == [1.0] * 3 and all(r.info["tool_calls"] == 1 for r in rollouts)
     config = json.loads((out / "run.json").read_text())
     assert config["env"] == "oracle_agent" and config["model"] == "oracle"
-    assert config["env_args"] == {"agent": str(agent), "dataset": str(tasks), "reward": "numeric_match"}
+    assert config["env_args"] == {"agent": str(agent), "dataset": str(tasks), "reward": ["numeric_match"]}
     result = invoke("eval", "--agent", agent, "--dataset", tasks, "--model", "tiny", "--max-tokens", 2, "-n", 1,
                     "-o", tmp_path / "tiny")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "tiny" / "run.json").read_text())["model"] == "tiny"  # --model replaces it
     for args, says in [
-        (("--agent", agent), "--agent AGENT.yml and --dataset FILE go together"),
-        (("calculator", "--agent", agent, "--dataset", tasks), "not both"),
+        (("--agent", agent), "--agent AGENT.yml (or --pipeline PIPELINE.yml) and --dataset FILE go together"),
+        (("calculator", "--agent", agent, "--dataset", tasks), "not an environment and --agent"),
         ((), "give an environment"),
         (("--agent", agent, "--dataset", tmp_path / "none.jsonl"), "dataset file not found"),
     ]:

@@ -212,7 +212,7 @@ def test_train_an_agent_from_its_yaml_then_deploy_and_run_it(tmp_path: Path, tin
 
 
 def test_agent_config_errors(tmp_path: Path, tasks: Path) -> None:
-    with pytest.raises(ConfigError, match="training an agent needs `dataset`"):
+    with pytest.raises(ConfigError, match="agent: training needs `dataset`"):
         TrainConfig.from_dict({"agent": str(CALCULATOR_AGENT)})
     with pytest.raises(ConfigError, match="a dataset file goes with `agent"):
         TrainConfig.from_dict({"env": "calculator", "dataset": str(tasks)})

@@ -246,3 +246,28 @@ def test_check_deploy_passes_a_faithful_deploy_and_names_each_difference(tmp_pat
         result = CliRunner().invoke(app, ["check-deploy", str(path), "--model", str(model)])
         said = " ".join(result.output.split())
         assert result.exit_code == 1 and says in said, (says, said)
+
+
+def test_check_deploy_covers_a_pipeline_s_generators(tmp_path: Path, tiny_model_path: Path) -> None:
+    import shutil
+
+    from haystack_rl.deploy import training_card, write_training_card
+    from haystack_rl.environments.pipeline_env import PipelineEnv
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_path, model)
+    rag = PIPELINES / "rag_search_qa.yml"
+    env = PipelineEnv(str(rag), ["rewriter", "answerer"], dataset=[{"question": "q", "answer": "a"}])
+    write_training_card(model, training_card(env, model, max_new_tokens=32, temperature=0.0))
+    data = yaml.safe_load(rag.read_text())
+    for name in ("rewriter", "answerer"):
+        data["components"][name]["init_parameters"]["model"] = str(model)
+    deployed = tmp_path / "rag.yml"
+    deployed.write_text(yaml.safe_dump(data, sort_keys=False))
+    ok = CliRunner().invoke(app, ["check-deploy", str(deployed), "--model", str(model)])
+    assert ok.exit_code == 0, ok.output
+    data["components"]["answerer"]["init_parameters"]["max_new_tokens"] = 16
+    deployed.write_text(yaml.safe_dump(data, sort_keys=False))
+    short = CliRunner().invoke(app, ["check-deploy", str(deployed), "--model", str(model)])
+    said = " ".join(short.output.split())
+    assert short.exit_code == 1 and "answerer: max_new_tokens: the generator stops at 16 tokens" in said, said

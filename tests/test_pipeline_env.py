@@ -24,14 +24,24 @@ from haystack_rl_envs.search_qa.env import TRAIN_QUESTIONS, build_document_store
 def rag_pipeline() -> Pipeline:
     """rewrite the question into keywords -> BM25 over the search_qa corpus -> answer from the documents."""
     pipeline = Pipeline()
-    pipeline.add_component("rewrite_prompt", ChatPromptBuilder(
-        template=[ChatMessage.from_user("Keywords for: {{ question }}")], required_variables=["question"]))
+    pipeline.add_component(
+        "rewrite_prompt",
+        ChatPromptBuilder(
+            template=[ChatMessage.from_user("Keywords for: {{ question }}")], required_variables=["question"]
+        ),
+    )
     pipeline.add_component("rewriter", FunctionChatGenerator(lambda messages, rng: "unused"))
     pipeline.add_component("to_query", OutputAdapter(template="{{ replies[0].text }}", output_type=str))
     pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=build_document_store(), top_k=1))
-    pipeline.add_component("answer_prompt", ChatPromptBuilder(
-        template=[ChatMessage.from_user("{% for d in documents %}{{ d.content[:80] }}\n{% endfor %}Q: {{ question }}")],
-        required_variables=["question", "documents"]))
+    pipeline.add_component(
+        "answer_prompt",
+        ChatPromptBuilder(
+            template=[
+                ChatMessage.from_user("{% for d in documents %}{{ d.content[:80] }}\n{% endfor %}Q: {{ question }}")
+            ],
+            required_variables=["question", "documents"],
+        ),
+    )
     pipeline.add_component("answerer", FunctionChatGenerator(lambda messages, rng: "unused"))
     pipeline.connect("rewrite_prompt.prompt", "rewriter.messages")
     pipeline.connect("rewriter.replies", "to_query.replies")
@@ -76,7 +86,7 @@ def test_each_call_is_recorded_and_a_reward_reads_the_retriever() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_grpo_step_trains_both_calls_of_each_episode(tmp_path: Path, tiny_model_path: Path) -> None:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer
 
     from haystack_rl.training.config import TrainConfig
     from haystack_rl.training.grpo import build_grpo_trainer
@@ -115,3 +125,32 @@ def test_a_grpo_step_trains_both_calls_of_each_episode(tmp_path: Path, tiny_mode
     # and a whole GRPO step runs
     trainer.train()
     assert trainer.state.global_step == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_eval_of_a_pipeline_yaml_and_running_it_give_the_same_outputs(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    question = TRAIN_QUESTIONS[0]
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"id": "q0", "question": question["prompt"], "answer": question["answer"],
+                                 "doc_id": question["doc_id"]}) + "\n")  # fmt: skip
+    pipeline = Path(__file__).resolve().parent.parent / "pipelines" / "rag_search_qa.yml"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "haystack_rl.cli", *args], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=240, check=False)  # fmt: skip
+
+    evaluated = cli("eval", "--pipeline", str(pipeline), "--generator", "rewriter", "--generator", "answerer",
+                    "--dataset", str(tasks), "--reward", "exact_match", "--reward",
+                    "haystack_rl_envs.search_qa.env:retrieval_hit", "-o", "eval")  # fmt: skip
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    (rollout,) = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
+    assert rollout["info"]["generator_calls"] == 2 and set(rollout["rewards"]) == {"exact_match", "retrieval_hit"}
+    ran = cli("run", str(pipeline), "--input", f"question={question['prompt']}", "-o", "run.json")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    outputs = json.loads((tmp_path / "run.json").read_text())
+    for component in ("rewriter", "retriever", "answerer"):
+        assert outputs[component] == rollout["info"]["outputs"][component], component

@@ -6,14 +6,14 @@ import random
 import re
 from typing import Any
 
-from haystack import Document, Pipeline
+from haystack import Document, Pipeline, component, default_from_dict, default_to_dict
 from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
 from haystack.core.serialization import generate_qualified_class_name
 from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.tools import PipelineTool, Toolset
 
-from haystack_rl import ToolEnv
+from haystack_rl import Rollout, ToolEnv
 from haystack_rl.environments.tool_env import demonstration_policy
 from haystack_rl.rubrics.tool_rewards import token_f1, tool_use_rubric
 from haystack_rl_envs.search_qa.corpus import CORPUS, HELDOUT
@@ -92,6 +92,48 @@ class SearchQATools(Toolset):
     def from_dict(cls, data: dict[str, Any]) -> SearchQATools:
         """Deserialize."""
         return cls(**data.get("data", {}))
+
+
+@component
+class SearchQARetriever:
+    """
+    BM25 over the bundled corpus, as a pipeline component that serializes by its knobs (the documents ship with the
+    package), so a YAML pipeline can retrieve from it: the retriever of `pipelines/rag_search_qa.yml`.
+
+    Usage example:
+    ```python
+    from haystack_rl_envs.search_qa.env import SearchQARetriever
+
+    documents = SearchQARetriever(top_k=1).run(query="Brellick lighthouse built")["documents"]
+    assert "1731" in documents[0].content
+    ```
+    """
+
+    def __init__(self, top_k: int = 3) -> None:
+        self.top_k = top_k
+        self._retriever = InMemoryBM25Retriever(document_store=build_document_store(), top_k=top_k)
+
+    @component.output_types(documents=list[Document])
+    def run(self, query: str) -> dict[str, Any]:
+        """The `top_k` best matching documents (none for an empty query)."""
+        if not query.strip():
+            return {"documents": []}
+        return {"documents": self._retriever.run(query=query)["documents"]}
+
+    def to_dict(self) -> dict[str, Any]:
+        """Serialize the knobs only (the corpus ships with the package)."""
+        return default_to_dict(self, top_k=self.top_k)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchQARetriever:
+        """Deserialize."""
+        return default_from_dict(cls, data)
+
+
+def retrieval_hit(rollout: Rollout) -> float:
+    """A pipeline's component-level reward: 1 when its `retriever` returned the question's document."""
+    documents = rollout.info.get("outputs", {}).get("retriever", {}).get("documents") or []
+    return float(any(document.get("id") == rollout.example.get("doc_id") for document in documents))
 
 
 def oracle_baseline(messages: list[ChatMessage], rng: random.Random) -> str | ChatMessage:

@@ -28,8 +28,11 @@ class EvalSettings:
     """
     What an evaluation runs: every `eval` option, and what `--set KEY=VALUE` overrides (run.json records it).
 
-    :param env: A registered environment name or a code reference (`path/to/file.py:function`); None with `agent`.
+    :param env: A registered environment name or a code reference (`path/to/file.py:function`); None with `agent`
+        or `pipeline`.
     :param agent: An agent YAML whose tools, system prompt and step limit make the environment (with `dataset`).
+    :param pipeline: A pipeline YAML whose `generator` component(s) the policy plays, one run per task of `dataset`
+        (`inputs`: `component.socket` -> task column; default: inputs named as columns).
     """
 
     env: str | None = None
@@ -47,8 +50,11 @@ class EvalSettings:
     max_retries: int = 2
     timeout: float = 60.0
     agent: str | None = None
+    pipeline: str | None = None
+    generator: list[str] = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
     dataset: str | None = None
-    reward: str = "exact_match"
+    reward: list[str] = field(default_factory=lambda: ["exact_match"])
     allow_modules: list[str] = field(default_factory=list)
 
     @classmethod
@@ -106,19 +112,14 @@ def build_environment(settings: EvalSettings) -> tuple[Any, Any]:
 
     add_working_directory()
     trust_modules(settings.allow_modules)
-    if settings.agent is not None or settings.dataset is not None:
-        if settings.agent is None or not settings.dataset:
-            raise CliError("--agent AGENT.yml and --dataset FILE go together")
-        if settings.env is not None or settings.env_args:
-            raise CliError("give either an environment (with -a) or --agent AGENT.yml --dataset FILE, not both")
-        from haystack_rl.agents import load_agent
-        from haystack_rl.environments.tool_env import ToolEnv
-
-        try:
-            environment = ToolEnv.from_agent(settings.agent, settings.dataset, rubric=settings.reward)
-        except (OSError, ValueError, TypeError) as error:
-            raise CliError(str(error)) from None
-        return environment, load_agent(settings.agent).chat_generator
+    choices = (("an environment", settings.env is not None or settings.env_args), ("--agent", settings.agent),
+               ("--pipeline", settings.pipeline))  # fmt: skip
+    routes = [name for name, given in choices if given]
+    if len(routes) > 1:
+        raise CliError(f"give one of an environment (with -a), --agent AGENT.yml or --pipeline PIPELINE.yml, not "
+                       f"{' and '.join(routes)}")  # fmt: skip
+    if settings.agent is not None or settings.pipeline is not None or settings.dataset is not None:
+        return _definition_environment(settings)
     if settings.env is None:
         raise CliError("give an environment (a name from `haystack-rl envs`, or path/to/file.py:load_environment), "
                        "or --agent AGENT.yml --dataset FILE")  # fmt: skip
@@ -132,6 +133,38 @@ def build_environment(settings: EvalSettings) -> tuple[Any, Any]:
     except (TypeError, ValueError) as error:
         given = f" with {settings.env_args}" if settings.env_args else ""
         raise CliError(f"{settings.env}: cannot build the environment{given}: {error}") from None
+
+
+def _definition_environment(settings: EvalSettings) -> tuple[Any, Any]:
+    """The environment of an agent or pipeline YAML and a task dataset, and the YAML's own generator."""
+    from haystack_rl.rubrics.named import named_rubric, reward_function
+    from haystack_rl.tasks import load_tasks
+
+    if not settings.dataset or (settings.agent is None and settings.pipeline is None):
+        raise CliError("--agent AGENT.yml (or --pipeline PIPELINE.yml) and --dataset FILE go together")
+    try:
+        if settings.agent is not None:
+            from haystack_rl.agents import load_agent
+            from haystack_rl.environments.tool_env import ToolEnv
+            from haystack_rl.rubrics.tool_rewards import tool_use_rubric
+
+            rubric = tool_use_rubric(reward_function(settings.reward[0]))
+            for extra in settings.reward[1:]:
+                rubric.add(reward_function(extra))
+            environment: Any = ToolEnv.from_agent(settings.agent, settings.dataset, rubric=rubric)
+            return environment, load_agent(settings.agent).chat_generator
+        from haystack_rl.environments.pipeline_env import PipelineEnv
+
+        if not settings.generator:
+            raise CliError("--pipeline needs --generator NAME: the chat generator component the model plays")
+        tasks = load_tasks(settings.dataset, required=())
+        environment = PipelineEnv(settings.pipeline or "", settings.generator, settings.inputs or None, dataset=tasks,
+                                  rubric=named_rubric(settings.reward), name=Path(settings.pipeline or "p").stem)  # fmt: skip
+        return environment, environment.own_generators
+    except (OSError, ValueError, TypeError) as error:
+        if isinstance(error, CliError):
+            raise
+        raise CliError(str(error)) from None
 
 
 @app.command("eval")
@@ -176,13 +209,21 @@ def eval_command(
         help="Instead of ENV: an agent YAML; its tools, system prompt and step limit make the "
         "environment, and its chat generator is the policy unless --model is given.",
     ),
-    dataset: str | None = typer.Option(
-        None, "--dataset", help="With --agent: tasks (prompt, answer) as JSONL/JSON/CSV."
+    pipeline: Path | None = typer.Option(
+        None, "--pipeline", help="Instead of ENV: a pipeline YAML; one run per task, --generator played by the model."
     ),
-    reward: str = typer.Option(
-        "exact_match",
+    generator: list[str] = typer.Option(
+        [], "--generator", help="With --pipeline: the chat generator component to evaluate/train (repeatable)."
+    ),
+    inputs: list[str] = typer.Option(
+        [], "--input-column", help="With --pipeline: COMPONENT.SOCKET=COLUMN, the task column feeding an input."
+    ),
+    dataset: str | None = typer.Option(None, "--dataset", help="With --agent/--pipeline: tasks as JSONL/JSON/CSV."),
+    reward: list[str] = typer.Option(
+        ["exact_match"],
         "--reward",
-        help="With --agent: answer reward (exact_match, numeric_match, numeric_closeness, token_f1).",
+        help="With --agent/--pipeline: exact_match, numeric_match, numeric_closeness, token_f1, or your own "
+        "path/to/file.py:function (repeatable).",
     ),
     allow_modules: list[str] = typer.Option(
         [], "--allow-module", help="Trust this module of yours for YAML loading (repeatable)."
@@ -196,6 +237,7 @@ def eval_command(
         data = asdict(EvalSettings())
         given = {name: value for name, value in ctx.params.items() if name in data}
         data.update(given, env_args=parse_env_args(env_args), agent=str(agent) if agent else None,
+                    pipeline=str(pipeline) if pipeline else None, inputs=_parse_inputs(inputs),
                     allow_modules=list(allow_modules))  # fmt: skip
         for text in overrides:
             apply_to_mapping(data, *parse_override(text))
@@ -204,6 +246,16 @@ def eval_command(
         run_eval(
             settings, output, resume, fail_on_error, model_given or "model" in {o.split("=")[0] for o in overrides}
         )
+
+
+def _parse_inputs(texts: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for text in texts:
+        target, sep, column = text.partition("=")
+        if not sep or "." not in target or not column:
+            raise CliError(f"--input-column {text!r}: expected COMPONENT.SOCKET=COLUMN, e.g. rewrite_prompt.question=q")
+        out[target.strip()] = column.strip()
+    return out
 
 
 def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_error: bool, model_given: bool) -> None:
@@ -218,7 +270,8 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
     policy: Any = agent_generator if agent_generator is not None and not model_given else None
     generation_kwargs: dict[str, Any] = {}
     if policy is not None:
-        settings.model = str(getattr(policy, "model", None) or getattr(policy, "name", None) or type(policy).__name__)
+        own = next(iter(policy.values())) if isinstance(policy, dict) else policy
+        settings.model = str(getattr(own, "model", None) or getattr(own, "name", None) or type(own).__name__)
     else:
         policy, generation_kwargs = build_policy(settings.model, environment, settings.base_url, settings.api_key_env,
                                                  settings.max_tokens, settings.temperature, settings.max_retries,
@@ -231,8 +284,9 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
             raise CliError(f"cannot load model {settings.model!r}: {type(error).__name__}: {error}") from None
     env_label = settings.env or environment.name
     config = {**asdict(settings), "env": env_label}
-    if settings.agent is not None:
-        config["env_args"] = {"agent": settings.agent, "dataset": settings.dataset, "reward": settings.reward}
+    if settings.agent is not None or settings.pipeline is not None:
+        config["env_args"] = {key: value for key in ("agent", "pipeline", "generator", "inputs", "dataset", "reward")
+                              if (value := getattr(settings, key))}  # fmt: skip
     if resume:
         if output is None:
             raise CliError("--resume needs --output DIR (the directory of the interrupted run)")

@@ -74,6 +74,25 @@ def agent_inputs(pipeline: Any, message: str) -> dict[str, dict[str, Any]]:
     return {name: {"messages": [ChatMessage.from_user(message)]} for name in names}
 
 
+def text_inputs(pipeline: Any, texts: list[str]) -> dict[str, dict[str, str]]:
+    """`--input [COMPONENT.]SOCKET=TEXT` values as pipeline run data (a bare SOCKET feeds every open input so named)."""
+    open_inputs = pipeline.inputs()
+    data: dict[str, dict[str, str]] = {}
+    for text in texts:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--input {text!r}: expected [COMPONENT.]SOCKET=TEXT, e.g. question='Who built it?'")
+        component_name, _, socket = key.strip().rpartition(".")
+        targets = [(c, socket) for c, sockets in open_inputs.items() if socket in sockets
+                   and component_name in ("", c)]  # fmt: skip
+        if not targets:
+            known = ", ".join(f"{c}.{s}" for c, sockets in open_inputs.items() for s in sockets)
+            raise CliError(f"--input {key}: the pipeline has no open input {key!r}; open inputs: {known}")
+        for target_component, target_socket in targets:
+            data.setdefault(target_component, {})[target_socket] = value
+    return data
+
+
 def print_conversation(messages: list[Any], title: str) -> None:
     """An Agent's conversation, one line per message: tool calls, tool results and the final reply."""
     console.print(f"[bold]{escape(title)}[/bold]", highlight=False)
@@ -100,22 +119,32 @@ def run_command(
     allow_modules: list[str] = typer.Option(
         [], "--allow-module", help="Trust this module of yours for YAML loading (repeatable)."
     ),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Also write the pipeline's outputs as JSON here."),
+    inputs: list[str] = typer.Option(
+        [], "--input", help="Feed a pipeline input: [COMPONENT.]SOCKET=TEXT (without COMPONENT: every open SOCKET)."
+    ),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Also write every component's outputs as JSON here."
+    ),
 ) -> None:
     """Run a YAML pipeline (e.g. pipelines/reverse_text_eval.yml) and print its summary if it has one."""
+    from haystack_rl.cli.app import quiet_libraries
     from haystack_rl.results import ResultsWriter, print_summary
 
+    quiet_libraries()
     with user_errors():
         loaded = load_pipeline(pipeline, overrides, allow_modules)
         data: dict[str, dict[str, Any]] = agent_inputs(loaded, message) if message is not None else {}
+        for name, values in text_inputs(loaded, inputs).items():
+            data.setdefault(name, {}).update(values)
     command = command_line()
     for name, instance in loaded.walk():
         if isinstance(instance, ResultsWriter):
             data[name] = {"run_info": {"command": command, "pipeline": str(pipeline), "overrides": list(overrides)}}
     console.print(f"running {pipeline}" + (f" with {', '.join(overrides)}" if overrides else ""), highlight=False)
     start = time.perf_counter()
+    everything = {name for name, _ in loaded.walk()} if output is not None else None
     try:
-        outputs = loaded.run(data)
+        outputs = loaded.run(data, include_outputs_from=everything)
     except Exception as error:  # noqa: BLE001 - report which component failed, in one line
         err_console.print(
             f"[bold red]error:[/bold red] {escape(f'{pipeline}: the pipeline failed: {error}')}", highlight=False

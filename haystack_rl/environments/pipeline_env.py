@@ -31,13 +31,16 @@ class _EpisodeCalls:
     state: EpisodeState
     generation_kwargs: dict[str, Any] = field(default_factory=dict)
 
-    async def call(self, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None, tools: Any) -> Any:
+    async def call(
+        self, slot: str, messages: list[ChatMessage], generation_kwargs: dict[str, Any] | None, tools: Any
+    ) -> Any:
         from haystack_rl.episode import call_policy, derive_seed
 
         state = self.state
         kwargs = {**self.generation_kwargs, **(generation_kwargs or {}),
                   "seed": derive_seed(state.seed, state.rollout_index, state.turn)}  # fmt: skip
-        reply = await call_policy(self.policy, list(messages), kwargs, tools)
+        policy = self.policy[slot] if isinstance(self.policy, dict) else self.policy
+        reply = await call_policy(policy, list(messages), kwargs, tools)
         state.messages.extend([*messages, reply])
         state.turn += 1
         state.info[CALLS] = state.turn
@@ -57,10 +60,15 @@ class PolicySlot:
     ```python
     from haystack_rl.environments.pipeline_env import PolicySlot
 
-    slot = PolicySlot()  # PipelineEnv puts it in place of the generator component it trains
+    slot = PolicySlot("answerer")  # PipelineEnv puts it in place of the generator component it trains
     assert "messages" in slot.__haystack_input__._sockets_dict
     ```
+
+    :param name: The name of the component it stands in for.
     """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
 
     @component.output_types(replies=list[ChatMessage])
     def run(
@@ -80,7 +88,7 @@ class PolicySlot:
         episode = _EPISODE.get()
         if episode is None:
             raise RuntimeError("PolicySlot answers only inside a PipelineEnv episode (played by the episode player)")
-        return {"replies": [await episode.call(messages, generation_kwargs, tools)]}
+        return {"replies": [await episode.call(self.name, messages, generation_kwargs, tools)]}
 
 
 class PipelineEnv(Environment):
@@ -93,8 +101,10 @@ class PipelineEnv(Environment):
     what the retriever found or which branch a router took.
 
     `inputs` maps each pipeline input `"component.socket"` to the task column that feeds it (a column name, or
-    a constant with `{"value": ...}`). Deploying is the same pipeline YAML with the generator's model path
-    changed. `rollout.completion` is the last reply of the generator.
+    a constant with `{"value": ...}`); by default each open input takes the task column of its own name.
+    Deploying is the same pipeline YAML with the generator's model path changed. `rollout.completion` is the
+    last reply of the generator. To evaluate the pipeline as it is (its own generators), pass `own_generators`
+    as the policy.
 
     Usage example:
     ```python
@@ -125,7 +135,8 @@ class PipelineEnv(Environment):
         dict, or a YAML file (loaded as `haystack-rl run` loads it).
     :param generator: The name of the chat generator component the policy plays (or several names: e.g. a
         query rewriter and an answerer served by the same model).
-    :param inputs: Pipeline input `"component.socket"` -> the task column feeding it (or `{"value": constant}`).
+    :param inputs: Pipeline input `"component.socket"` -> the task column feeding it (or `{"value": constant}`);
+        default: every open input whose name is a task column.
     :param dataset: Training tasks (dicts with the columns `inputs` names, and what the rubric reads).
     :param eval_dataset: Evaluation tasks (default: the training tasks).
     :param rubric: Scores finished rollouts (`rollout.info["outputs"]` holds every component's outputs).
@@ -138,7 +149,7 @@ class PipelineEnv(Environment):
         self,
         pipeline: Pipeline | str | dict[str, Any],
         generator: str | list[str],
-        inputs: Mapping[str, str | dict[str, Any]],
+        inputs: Mapping[str, str | dict[str, Any]] | None = None,
         dataset: list[dict[str, Any]] | None = None,
         eval_dataset: list[dict[str, Any]] | None = None,
         rubric: Rubric | None = None,
@@ -146,12 +157,17 @@ class PipelineEnv(Environment):
     ) -> None:
         super().__init__(dataset=dataset, eval_dataset=eval_dataset, rubric=rubric, name=name)
         self.generator = generator
-        self.inputs = dict(inputs)
         self.pipeline = _load(pipeline)
-        for name_ in [generator] if isinstance(generator, str) else generator:
-            _put_policy_slot(self.pipeline, name_)
+        #: The pipeline's own generators, by name, as they were before the policy took their place.
+        self.own_generators = {name_: _put_policy_slot(self.pipeline, name_)
+                               for name_ in ([generator] if isinstance(generator, str) else generator)}  # fmt: skip
         self.component_names = [name for name, _ in self.pipeline.walk()]
-        known = {f"{c}.{socket}" for c, sockets in self.pipeline.inputs().items() for socket in sockets}
+        open_inputs = self.pipeline.inputs()
+        known = {f"{c}.{socket}" for c, sockets in open_inputs.items() for socket in sockets}
+        if inputs is None:  # each open input takes the task column of its name
+            columns = {column for row in (self.dataset + (self.eval_dataset or []))[:1] for column in row}
+            inputs = {target: target.split(".", 1)[1] for target in sorted(known) if target.split(".", 1)[1] in columns}
+        self.inputs = dict(inputs)
         unknown = sorted(set(self.inputs) - known)
         if unknown:
             raise ValueError(f"{self.name}: inputs name {unknown}, which the pipeline does not take; its open inputs "
@@ -185,7 +201,10 @@ class PipelineEnv(Environment):
         raise NotImplementedError(f"{self.name}: a pipeline episode is played by the episode player, not stepped")
 
     async def play(self, state: EpisodeState, policy: Any, generation_kwargs: dict[str, Any] | None = None) -> None:
-        """Run the pipeline once on the episode's task, the policy answering for the generator."""
+        """
+        Run the pipeline once on the episode's task, the policy answering for the generator(s): one chat
+        generator for all of them, or a dict of one per component name (`own_generators`: the pipeline as is).
+        """
         episode = _EpisodeCalls(policy, state, dict(generation_kwargs or {}))
         token = _EPISODE.set(episode)
         try:
@@ -210,8 +229,8 @@ def _load(pipeline: Pipeline | str | dict[str, Any]) -> Pipeline:
     return load_pipeline(Path(pipeline), [])
 
 
-def _put_policy_slot(pipeline: Pipeline, generator: str) -> None:
-    """Replace the pipeline's `generator` component with a `PolicySlot` wired the same way."""
+def _put_policy_slot(pipeline: Pipeline, generator: str) -> Any:
+    """Replace the pipeline's `generator` component with a `PolicySlot` wired the same way; returns the original."""
     names = [name for name, _ in pipeline.walk()]
     if generator not in names:
         raise ValueError(f"pipeline: no component {generator!r} to train; it has {', '.join(names)}")
@@ -223,6 +242,7 @@ def _put_policy_slot(pipeline: Pipeline, generator: str) -> None:
     edges = [(sender, receiver, data) for sender, receiver, data in pipeline.graph.edges(data=True)
              if generator in (sender, receiver)]  # fmt: skip
     pipeline.remove_component(generator)
-    pipeline.add_component(generator, PolicySlot())
+    pipeline.add_component(generator, PolicySlot(generator))
     for sender, receiver, data in edges:
         pipeline.connect(f"{sender}.{data['from_socket'].name}", f"{receiver}.{data['to_socket'].name}")
+    return original

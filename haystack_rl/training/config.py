@@ -160,7 +160,9 @@ class TrainConfig:
     :param agent: Instead of `env`: an agent YAML file; the environment is `ToolEnv.from_agent(agent, dataset)`
         (the Agent's own tools, system prompt and step limit).
     :param dataset: With `agent`: the tasks (`prompt`, `answer`), a JSONL, JSON or CSV file.
-    :param eval_dataset: With `agent`: evaluation tasks (default: `dataset`).
+    :param eval_dataset: With `agent` or `pipeline`: evaluation tasks (default: `dataset`).
+    :param pipeline: Instead of `env`: a pipeline YAML whose `generator` component(s) the model plays, one run per
+        task of `dataset` (`inputs`: `component.socket` -> task column; default: the inputs named as columns).
     :param reward: With `agent`: the answer reward of `tool_use_rubric` (`exact_match`, `numeric_match`,
         `numeric_closeness`, `token_f1`).
     :param output_dir: Where checkpoints, logs, the plot and `final/` go.
@@ -182,9 +184,12 @@ class TrainConfig:
     env: str = "reverse_text"
     env_args: dict[str, Any] = field(default_factory=dict)
     agent: str | None = None
+    pipeline: str | None = None
+    generator: list[str] | str = field(default_factory=list)
+    inputs: dict[str, str] = field(default_factory=dict)
     dataset: str | None = None
     eval_dataset: str | None = None
-    reward: str = "exact_match"
+    reward: list[str] | str = "exact_match"
     output_dir: str = "runs/train"
     seed: int = 0
     save_steps: int = 50
@@ -212,31 +217,35 @@ class TrainConfig:
                               f"got {self.grpo.negative_advantage_scale}")  # fmt: skip
         if self.save_steps < 1:
             raise ConfigError("save_steps must be >= 1")
-        if self.agent is not None:
+        if self.agent is not None and self.pipeline is not None:
+            raise ConfigError("agent and pipeline: give one of them (a pipeline with an Agent inside: use `agent`)")
+        definition = "agent" if self.agent is not None else "pipeline" if self.pipeline is not None else None
+        if definition is not None:
             if not self.dataset:
-                raise ConfigError("agent: training an agent needs `dataset` (a JSONL, JSON or CSV file of tasks)")
+                raise ConfigError(f"{definition}: training needs `dataset` (a JSONL, JSON or CSV file of tasks)")
             if self.env_args:
-                raise ConfigError("agent: `env_args` apply to `env`; with `agent`, the environment comes from the "
-                                  "agent file and `dataset`")  # fmt: skip
+                raise ConfigError(f"{definition}: `env_args` apply to `env`; with `{definition}`, the environment "
+                                  f"comes from the {definition} file and `dataset`")  # fmt: skip
+            if definition == "pipeline" and not self.generator:
+                raise ConfigError("pipeline: name the chat generator component(s) to train in `generator`")
         elif self.dataset or self.eval_dataset:
-            raise ConfigError(
-                "dataset: a dataset file goes with `agent: AGENT.yml`; named environments bring their own"
-            )
+            raise ConfigError("dataset: a dataset file goes with `agent: AGENT.yml` or `pipeline: PIPELINE.yml`; "
+                              "named environments bring their own")  # fmt: skip
 
     @property
     def environment_label(self) -> str:
-        """What the run trains on, for titles: the environment name or the agent file."""
-        return self.agent or self.env
+        """What the run trains on, for titles: the environment name, or the agent or pipeline file."""
+        return self.agent or self.pipeline or self.env
 
     def build_environment(self) -> Any:
         """
-        The environment to train on: `env` (a registered name or a code reference) with `env_args`, or
-        `ToolEnv.from_agent(agent, dataset, ...)`; `allow_modules` are trusted first.
+        The environment to train on: `env` (a registered name or a code reference) with `env_args`,
+        `ToolEnv.from_agent(agent, dataset, ...)` or a `PipelineEnv`; `allow_modules` are trusted first.
         """
         from haystack_rl.trust import trust_modules
 
         trust_modules(self.allow_modules)
-        if self.agent is None:
+        if self.agent is None and self.pipeline is None:
             from haystack_rl.registry import load_environment
             from haystack_rl.trust import UserCodeError
 
@@ -246,11 +255,26 @@ class TrainConfig:
                 raise
             except (TypeError, ValueError) as error:
                 raise ConfigError(f"env: {self.env} cannot be built with env_args {self.env_args}: {error}") from None
-        from haystack_rl.environments.tool_env import ToolEnv
+        from haystack_rl.rubrics.named import named_rubric, reward_function
+        from haystack_rl.tasks import load_tasks
 
+        rewards = [self.reward] if isinstance(self.reward, str) else list(self.reward)
         try:
-            return ToolEnv.from_agent(self.agent, self.dataset or "", rubric=self.reward,
-                                      eval_dataset=self.eval_dataset)  # fmt: skip
+            if self.agent is not None:
+                from haystack_rl.environments.tool_env import ToolEnv
+                from haystack_rl.rubrics.tool_rewards import tool_use_rubric
+
+                rubric = tool_use_rubric(reward_function(rewards[0]))
+                for extra in rewards[1:]:
+                    rubric.add(reward_function(extra))
+                return ToolEnv.from_agent(self.agent, self.dataset or "", rubric=rubric,
+                                          eval_dataset=self.eval_dataset)  # fmt: skip
+            from haystack_rl.environments.pipeline_env import PipelineEnv
+
+            return PipelineEnv(self.pipeline or "", self.generator, self.inputs or None,
+                               dataset=load_tasks(self.dataset or "", required=()), rubric=named_rubric(rewards),
+                               eval_dataset=load_tasks(self.eval_dataset, required=()) if self.eval_dataset else None,
+                               name=Path(self.pipeline or "pipeline").stem)  # fmt: skip
         except (OSError, ValueError, TypeError) as error:
             raise ConfigError(str(error)) from error
 

@@ -233,7 +233,8 @@ def pack_sequences(
     assert (prompt, completion, mask, starts) == ([1, 2], [3, 4, 5, 6, 7, 8], [1, 1, 0, 0, 0, 1], [2])
     ```
     """
-    prompt_ids, completion, mask, logprobs = (list(part) for part in sequences[0])
+    prompt_ids, completion, mask = list(sequences[0][0]), list(sequences[0][1]), list(sequences[0][2])
+    logprobs = list(sequences[0][3])
     starts: list[int] = []
     for later_prompt, later_completion, later_mask, later_logprobs in sequences[1:]:
         starts.append(len(completion))
