@@ -158,8 +158,9 @@ def _definition_environment(settings: EvalSettings) -> tuple[Any, Any]:
         if not settings.generator:
             raise CliError("--pipeline needs --generator NAME: the chat generator component the model plays")
         tasks = load_tasks(settings.dataset, required=())
+        name = Path(settings.pipeline or "pipeline").stem
         environment = PipelineEnv(settings.pipeline or "", settings.generator, settings.inputs or None, dataset=tasks,
-                                  rubric=named_rubric(settings.reward), name=Path(settings.pipeline or "p").stem)  # fmt: skip
+                                  rubric=named_rubric(settings.reward), name=name)  # fmt: skip
         return environment, environment.own_generators
     except (OSError, ValueError, TypeError) as error:
         if isinstance(error, CliError):
