@@ -244,6 +244,20 @@ async def _agent_turn(
     return new_messages, str(result.get("exit_reason") or "")
 
 
+def episode_rollout(environment: Environment, state: EpisodeState, stop_reason: str = "") -> Rollout:
+    """
+    An episode as a (not yet scored) `Rollout`: its messages, the token data of each reply that carries it, its
+    `info`, and the stop reason; for episodes played step by step outside `play_episode` (a pipeline loop).
+    """
+    example = state.example
+    turns = [Turn(list(m.meta["prompt_ids"]), list(m.meta["completion_ids"]), m.meta.get("logprobs"))
+             for m in state.messages if m.is_from("assistant") and "completion_ids" in m.meta]  # fmt: skip
+    info = {key: value for key, value in state.info.items() if key != "stop_reason"}
+    return Rollout(example_id=str(example.get("id", "")), rollout_index=state.rollout_index, seed=state.seed,
+                   messages=list(state.messages), environment=environment.name, example=example, turns=turns,
+                   info=info, stop_reason=stop_reason)  # fmt: skip
+
+
 def _is_agent(policy: Any) -> bool:
     from haystack.components.agents import Agent
 

@@ -154,3 +154,29 @@ def test_eval_of_a_pipeline_yaml_and_running_it_give_the_same_outputs(tmp_path: 
     outputs = json.loads((tmp_path / "run.json").read_text())
     for component in ("rewriter", "retriever", "answerer"):
         assert outputs[component] == rollout["info"]["outputs"][component], component
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_the_episode_as_a_pipeline_graph_equals_the_runner_s_rollout(tmp_path: Path) -> None:
+    import asyncio
+    import subprocess
+    import sys
+
+    from haystack_rl import load_environment
+    from haystack_rl.episode import play_episode
+    from haystack_rl.generators import TransformersChatGenerator
+
+    loop = Path(__file__).resolve().parent.parent / "pipelines" / "tic_tac_toe_loop.yml"
+    ran = subprocess.run([sys.executable, "-m", "haystack_rl.cli", "run", str(loop), "--input", "example_id=eval-1",
+                          "--input", "seed=7", "-o", "out.json"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=240, check=False)  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (graph,) = [Rollout.from_dict(r) for r in json.loads((tmp_path / "out.json").read_text())["rubric"]["rollouts"]]
+    env = load_environment("tic_tac_toe")
+    generator = TransformersChatGenerator(model="tiny", max_new_tokens=16, temperature=0.0)
+    runner = asyncio.run(play_episode(env, generator, env.examples("eval")[1], seed=7))
+    env.score_group([runner])
+    assert [m.to_dict()["content"] for m in graph.messages] == [m.to_dict()["content"] for m in runner.messages]
+    assert graph.turns == runner.turns and graph.turns  # the same token ids and log-probs, turn by turn
+    assert graph.reward == runner.reward and graph.stop_reason == runner.stop_reason

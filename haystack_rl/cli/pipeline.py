@@ -75,7 +75,10 @@ def agent_inputs(pipeline: Any, message: str) -> dict[str, dict[str, Any]]:
 
 
 def text_inputs(pipeline: Any, texts: list[str]) -> dict[str, dict[str, str]]:
-    """`--input [COMPONENT.]SOCKET=TEXT` values as pipeline run data (a bare SOCKET feeds every open input so named)."""
+    """
+    `--input [COMPONENT.]SOCKET=TEXT` values as pipeline run data (a bare SOCKET feeds every open input so named;
+    a number or bool socket gets the text converted).
+    """
     open_inputs = pipeline.inputs()
     data: dict[str, dict[str, str]] = {}
     for text in texts:
@@ -89,8 +92,24 @@ def text_inputs(pipeline: Any, texts: list[str]) -> dict[str, dict[str, str]]:
             known = ", ".join(f"{c}.{s}" for c, sockets in open_inputs.items() for s in sockets)
             raise CliError(f"--input {key}: the pipeline has no open input {key!r}; open inputs: {known}")
         for target_component, target_socket in targets:
-            data.setdefault(target_component, {})[target_socket] = value
+            data.setdefault(target_component, {})[target_socket] = _typed(
+                value, open_inputs[target_component][target_socket]
+            )
     return data
+
+
+def _typed(text: str, socket: dict[str, Any]) -> Any:
+    """An `--input` text as the socket's type when that is a number or a bool (else the text itself)."""
+    import typing
+
+    kinds = set(typing.get_args(socket["type"])) or {socket["type"]}
+    for kind, convert in ((bool, lambda t: t.lower() in ("1", "true", "yes")), (int, int), (float, float)):
+        if kind in kinds:
+            try:
+                return convert(text)
+            except ValueError:
+                raise CliError(f"--input: {text!r} is not a {kind.__name__}") from None
+    return text
 
 
 def print_conversation(messages: list[Any], title: str) -> None:

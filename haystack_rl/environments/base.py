@@ -5,16 +5,14 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from haystack import component
 from haystack.dataclasses import ChatMessage
 
 from haystack_rl import serialization
+from haystack_rl.rollout import Rollout
 from haystack_rl.rubrics.rubric import Rubric
-
-if TYPE_CHECKING:
-    from haystack_rl.rollout import Rollout
 
 #: Demonstration quality that names the environment's best play (see `Environment.demonstrate`).
 EXPERT = "expert"
@@ -242,30 +240,45 @@ class Environment:
             rollout.success = None if rollout.error else bool(self.is_success(rollout))
 
     # --- Haystack component ------------------------------------------------------------------
-    @component.output_types(messages=list[ChatMessage], new_messages=list[ChatMessage], state=EpisodeState, done=bool)
+    @component.output_types(
+        messages=list[ChatMessage], new_messages=list[ChatMessage], state=EpisodeState, done=bool, rollout=Rollout
+    )
     def run(
         self,
         example: dict[str, Any] | None = None,
         seed: int = 0,
         state: EpisodeState | None = None,
         replies: list[ChatMessage] | None = None,
+        example_id: str | None = None,
     ) -> dict[str, Any]:
         """
-        One call of the contract: `reset` when no state is given, else `step` with the first reply.
+        One call of the contract: `reset` when no state is given, else `step` with the first reply. So an
+        environment can sit in a pipeline loop: environment -> `EpisodeRouter` -> chat generator -> environment,
+        until the router hands the finished rollout to a rubric (see `pipelines/tic_tac_toe_loop.yml`).
 
-        :returns: `messages` (the whole conversation, to feed a chat generator), `new_messages`,
-            `state` and `done`.
+        :param example_id: Instead of `example`: the id of an eval example.
+        :returns: `messages` (the whole conversation, to feed a chat generator), `new_messages`, `state`, `done`
+            and `rollout` (the episode so far as a `Rollout`: messages, token data of replies, info, stop reason).
         """
+        from haystack_rl.episode import episode_rollout
+
         if state is None:
+            if example is None and example_id is not None:
+                example = next((e for e in self.examples("eval") if str(e["id"]) == example_id), None)
+                if example is None:
+                    raise ValueError(f"{self.name}: no eval example with id {example_id!r}")
             if example is None:
-                raise ValueError(f"{self.name}: run() needs an example to reset, or a state and replies to step")
+                raise ValueError(f"{self.name}: run() needs an example (or an example_id) to reset, or a state and "
+                                 "replies to step")  # fmt: skip
             new_messages, state = self.reset(example, seed)
             done = False
         else:
             if not replies:
                 raise ValueError(f"{self.name}: run() with a state needs the model's replies")
             new_messages, done = self.step(state, replies[0])
-        return {"messages": list(state.messages), "new_messages": new_messages, "state": state, "done": done}
+        rollout = episode_rollout(self, state, str(state.info.get("stop_reason", "done")) if done else "")
+        return {"messages": list(state.messages), "new_messages": new_messages, "state": state, "done": done,
+                "rollout": rollout}  # fmt: skip
 
     # --- serialization -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

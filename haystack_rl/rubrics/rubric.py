@@ -7,14 +7,13 @@ import inspect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from haystack import component, default_from_dict, default_to_dict
 from haystack.core.serialization import import_class_by_name
 from haystack.utils import deserialize_callable, serialize_callable
 
-if TYPE_CHECKING:
-    from haystack_rl.rollout import Rollout
+from haystack_rl.rollout import Rollout
 
 RewardFn = Callable[["Rollout"], float]
 GroupRewardFn = Callable[[Sequence["Rollout"]], Sequence[float]]
@@ -191,7 +190,7 @@ class Rubric:
     def _scale(self) -> float:
         return sum(f.weight for f in self.functions if f.weight > 0) if self.normalize else 0.0
 
-    @component.output_types(rollouts=list[Any])
+    @component.output_types(rollouts=list[Rollout])
     def run(self, rollouts: list[Rollout]) -> dict[str, Any]:
         """Score rollouts, grouped by `group_id`."""
         groups: dict[str, list[Rollout]] = {}
