@@ -44,7 +44,13 @@ def _environments_of(path: Path) -> list[Any]:
     return [value for value in vars(module).values() if isinstance(value, Environment)]
 
 
-DEFINING = ["custom_environment.py", "multi_turn_environment.py", "tool_environment.py", "train_your_agent.py"]
+DEFINING = [
+    "custom_environment.py",
+    "multi_turn_environment.py",
+    "tool_environment.py",
+    "train_rag_pipeline.py",
+    "train_your_agent.py",
+]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.py")))

@@ -258,7 +258,7 @@ def test_check_deploy_covers_a_pipeline_s_generators(tmp_path: Path, tiny_model_
     shutil.copytree(tiny_model_path, model)
     rag = PIPELINES / "rag_search_qa.yml"
     env = PipelineEnv(str(rag), ["rewriter", "answerer"], dataset=[{"question": "q", "answer": "a"}])
-    write_training_card(model, training_card(env, model, max_new_tokens=32, temperature=0.0))
+    write_training_card(model, training_card(env, model, max_new_tokens=64, temperature=0.0))
     data = yaml.safe_load(rag.read_text())
     for name in ("rewriter", "answerer"):
         data["components"][name]["init_parameters"]["model"] = str(model)

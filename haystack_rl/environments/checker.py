@@ -65,19 +65,22 @@ def check_environment(
     if not examples:
         raise EnvironmentCheckError(f"{name}: examples('eval') is empty; give the environment a dataset")
     play = _as_policy(env, policy)
+    from haystack_rl.environments.pipeline_env import PipelineEnv
+
+    episode = _play_with_player if isinstance(env, PipelineEnv) else _play  # a pipeline runs itself: no steps
     for example in examples:
         if not isinstance(example, dict) or "id" not in example:
             raise EnvironmentCheckError(f"{name}: example {example!r} is not a dict with an 'id'; "
                                         "examples must be dicts (Environment gives them ids)")  # fmt: skip
         for seed in seeds:
             where = f"{name}: example {example['id']!r}, seed {seed}"
-            first = _play(env, play, example, seed, where)
-            second = _play(env, play, example, seed, where)
+            first = episode(env, play, example, seed, where)
+            second = episode(env, play, example, seed, where)
             _compare(first, second, f"{where}: two episodes with the same example, seed and policy differ",
                      "derive all randomness from the seed (state.rng, or a seed derived from state.seed), "
                      "never from the global `random` module, time or set/dict iteration order")  # fmt: skip
             restored = _round_trip(env, where)
-            _compare(first, _play(restored, play, example, seed, where),
+            _compare(first, episode(restored, play, example, seed, where),
                      f"{where}: the environment rebuilt by from_dict(to_dict()) plays a different episode",
                      "build everything from the constructor's arguments and do not change the environment after "
                      "construction (a to_dict of your own must keep every argument; without one, serialization is "
@@ -160,6 +163,18 @@ def _play(env: Environment, policy: Policy, example: dict[str, Any], seed: int, 
         raise EnvironmentCheckError(f"{where}: the episode did not end within {MAX_CHECK_STEPS} replies; "
                                     "end it (done=True) or set max_turns")  # fmt: skip
     return {"messages": [_content(m) for m in state.messages], "info": json.loads(json.dumps(state.info))}
+
+
+def _play_with_player(env: Environment, policy: Policy, example: dict[str, Any], seed: int,
+                      where: str) -> dict[str, Any]:  # fmt: skip
+    """An episode played by the episode player (for environments it alone can play, e.g. a pipeline)."""
+    from haystack_rl.episode import play_episode
+
+    rollout = run_sync(play_episode(env, _PolicyGenerator(policy), example, seed))
+    if rollout.error:
+        raise EnvironmentCheckError(f"{where}: the episode failed: {rollout.error}")
+    _check_json(rollout.info, f"{where}: state.info at the end")
+    return {"messages": [_content(m) for m in rollout.messages], "info": json.loads(json.dumps(rollout.info))}
 
 
 def _check_messages(messages: Any, where: str) -> None:

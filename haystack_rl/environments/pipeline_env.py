@@ -21,6 +21,8 @@ from haystack_rl.rubrics.rubric import Rubric
 OUTPUTS = "outputs"
 #: `state.info` key counting the calls of the trained generator.
 CALLS = "generator_calls"
+#: Meta key on the first message of each generator call in a transcript (its call number).
+CALL_MARK = "pipeline_call"
 
 
 @dataclass
@@ -41,10 +43,31 @@ class _EpisodeCalls:
                   "seed": derive_seed(state.seed, state.rollout_index, state.turn)}  # fmt: skip
         policy = self.policy[slot] if isinstance(self.policy, dict) else self.policy
         reply = await call_policy(policy, list(messages), kwargs, tools)
-        state.messages.extend([*messages, reply])
+        marked = [_marked(messages[0], state.turn), *messages[1:]] if messages else []
+        state.messages.extend([*marked, reply])
         state.turn += 1
         state.info[CALLS] = state.turn
         return reply
+
+
+def _marked(message: ChatMessage, call: int) -> ChatMessage:
+    """A copy of a call's first message whose meta says where the call starts (see `split_calls`)."""
+    data = message.to_dict()
+    data["meta"] = {**data.get("meta", {}), CALL_MARK: call}
+    return ChatMessage.from_dict(data)
+
+
+def split_calls(messages: list[ChatMessage]) -> list[list[ChatMessage]]:
+    """
+    A pipeline episode's transcript as its generator calls (each call's messages and reply); any other
+    transcript as one part.
+    """
+    parts: list[list[ChatMessage]] = []
+    for message in messages:
+        if CALL_MARK in message.meta or not parts:
+            parts.append([])
+        parts[-1].append(message)
+    return parts
 
 
 _EPISODE: contextvars.ContextVar[_EpisodeCalls | None] = contextvars.ContextVar("haystack_rl_episode", default=None)
@@ -140,6 +163,8 @@ class PipelineEnv(Environment):
     :param dataset: Training tasks (dicts with the columns `inputs` names, and what the rubric reads).
     :param eval_dataset: Evaluation tasks (default: the training tasks).
     :param rubric: Scores finished rollouts (`rollout.info["outputs"]` holds every component's outputs).
+    :param baselines: Scripted policies by name, `(messages, rng) -> reply` for each call of the generator (the
+        first gives "expert" SFT demonstrations); module-level functions, so they serialize.
     :param name: Name in results (default: "pipeline").
     """
 
@@ -153,9 +178,11 @@ class PipelineEnv(Environment):
         dataset: list[dict[str, Any]] | None = None,
         eval_dataset: list[dict[str, Any]] | None = None,
         rubric: Rubric | None = None,
+        baselines: Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(dataset=dataset, eval_dataset=eval_dataset, rubric=rubric, name=name)
+        self._baselines = dict(baselines or {})
         self.generator = generator
         self.pipeline = _load(pipeline)
         #: The pipeline's own generators, by name, as they were before the policy took their place.
@@ -172,6 +199,10 @@ class PipelineEnv(Environment):
         if unknown:
             raise ValueError(f"{self.name}: inputs name {unknown}, which the pipeline does not take; its open inputs "
                              f"are {', '.join(sorted(known)) or 'none'}")  # fmt: skip
+
+    def baselines(self) -> dict[str, Any]:
+        """The scripted policies given to the constructor."""
+        return dict(self._baselines)
 
     def pipeline_inputs(self, example: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The pipeline's run data for a task (see `inputs`)."""

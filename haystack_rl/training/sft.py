@@ -56,8 +56,13 @@ def demonstrations(
 def demonstration_rows(
     environment: Environment, transcripts: list[list[ChatMessage]], per_turn: bool = True, unique: bool = False
 ) -> list[dict[str, Any]]:
-    """The SFT rows of demonstration transcripts (see `demonstrations`)."""
-    rows = [row for messages in transcripts for row in _rows(messages, per_turn)]
+    """
+    The SFT rows of demonstration transcripts (see `demonstrations`); a pipeline episode's generator calls each
+    give their own rows (a call's prompt is its own messages, not the calls before it).
+    """
+    from haystack_rl.environments.pipeline_env import split_calls
+
+    rows = [row for messages in transcripts for call in split_calls(messages) for row in _rows(call, per_turn)]
     if unique:
         rows = list({json.dumps(row, sort_keys=True): row for row in rows}.values())  # identical rows: one kept
     specs = tool_specs(getattr(environment, "tools", None))
