@@ -29,7 +29,7 @@ async def play_agent_episode(
     arguments are not used). Failures are recorded on the rollout, never raised.
 
     The rollout holds the Agent's messages (the Agent's system prompt replaces the environment's when it
-    has one), one `Turn` per reply whose meta carries token data (`TransformersChatGenerator` gives it;
+    has one), one `Turn` per reply whose meta carries token data (`TokenChatGenerator` gives it;
     the Agent keeps reply meta), and `info` with `tool_calls`, `tool_errors` (error tool messages, kind
     "tool_error"), `agent_steps` and `agent_exit_reason`. `RolloutRunner` calls this when its policy is
     an `Agent`, so evaluation and scoring work unchanged.

@@ -116,7 +116,7 @@ def build_policy(
     `baseline:NAME` -> the environment's scripted baseline; with `--base-url` -> `OpenAIChatGenerator`
     on that server (each request retried `max_retries` times on 429s, 5xx, timeouts and dropped connections,
     with the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request); `tiny`,
-    `tiny-init` or an existing directory -> the in-process `TransformersChatGenerator`.
+    `tiny-init` or an existing directory -> the in-process `TokenChatGenerator`.
     """
     if model.startswith("baseline:"):
         from haystack_rl.generators import FunctionChatGenerator
@@ -146,9 +146,11 @@ def build_policy(
         )
         return served, kwargs
     if model in BUILT_IN_MODELS or Path(model).is_dir():
-        from haystack_rl.generators.transformers import TransformersChatGenerator
+        from haystack_rl.generators.token import TokenChatGenerator
 
-        generator = TransformersChatGenerator(model=model, max_new_tokens=max_tokens, temperature=temperature)
+        generator = TokenChatGenerator(
+            model=model, generation_kwargs={"max_new_tokens": max_tokens, "temperature": temperature}
+        )
         return generator, {}
     raise CliError(
         f"model directory not found: {model!r}; use tiny, tiny-init, an existing model directory, baseline:NAME, "

@@ -14,8 +14,8 @@ from typing import Any
 from haystack import component, default_from_dict, default_to_dict
 from haystack.dataclasses import ChatMessage
 
+from haystack_rl.chat import ContextLengthError
 from haystack_rl.environments.base import Environment, State
-from haystack_rl.generators.transformers import ContextLengthError
 from haystack_rl.rollout import Rollout, RolloutWriter, Turn, read_rollouts, write_rollouts
 
 RESULTS_FILE = "results.jsonl"

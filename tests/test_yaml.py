@@ -134,7 +134,7 @@ def test_tic_tac_toe_pipeline_plays_full_games_with_the_tiny_model(tmp_path, tin
     result = CliRunner().invoke(app, [
         "run", str(BASELINE.parent / "tic_tac_toe_eval.yml"),
         "--set", f"runner.output_dir={out}", "--set", f"writer.output_dir={out}",
-        "--set", "runner.num_examples=2", "--set", "runner.policy.max_new_tokens=12",
+        "--set", "runner.num_examples=2", "--set", "runner.policy.generation_kwargs.max_new_tokens=12",
     ])  # fmt: skip
     assert result.exit_code == 0, result.output
     rollouts = list(read_rollouts(out / "results.jsonl"))

@@ -47,7 +47,7 @@ class ToolEnv(MultiTurnEnv):
 
     Nothing the model emits crashes the episode. Each of these becomes a tool message with
     `error=True` and a text saying what to fix, and is counted in `state.info["tool_errors"][kind]`:
-    malformed tool-call text (`reply.meta["tool_call_errors"]`, as `TransformersChatGenerator` reports
+    malformed tool-call text (`reply.meta["tool_call_errors"]`, as `TokenChatGenerator` reports
     it; kind "malformed", answered with a stand-in call named `invalid_tool_call`, and the episode goes
     on even when the reply held no well-formed call), an unknown tool ("unknown_tool"), arguments that
     violate the tool's JSON schema, missing, extra or ill-typed ("invalid_arguments"), a raising tool

@@ -35,7 +35,7 @@ class EnvRolloutFunc:
 
     TRL hands it the prompts already repeated `num_generations` times (and nothing else); it recovers each
     group's example and episode seed from the rendered opening conversation, plays every episode of the
-    batch concurrently through the project's `TransformersChatGenerator` (which batches the concurrent
+    batch concurrently through the project's `TokenChatGenerator` (which batches the concurrent
     requests of each turn into one forward pass) on the trainer's live model, scores each group with the
     environment's rubric, and returns one completion per prompt: the token ids after the first prompt, an
     `env_mask` (0 on tokens the environment wrote, so they carry no gradient), sampling logprobs, and the
@@ -75,7 +75,7 @@ class EnvRolloutFunc:
         max_total_tokens: int | None = None,
         resample_flat_groups: int = 0,
     ) -> None:
-        from haystack_rl.generators.transformers import TransformersChatGenerator
+        from haystack_rl.generators.token import TokenChatGenerator
 
         if resample_flat_groups < 0:
             raise ValueError(f"resample_flat_groups must be >= 0, got {resample_flat_groups}")
@@ -85,8 +85,8 @@ class EnvRolloutFunc:
         self.seed = seed
         self.max_total_tokens = max_total_tokens
         self.generation_kwargs = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-        self.generator = TransformersChatGenerator(model=model_dir, max_new_tokens=max_new_tokens,
-                                                   temperature=temperature, max_batch_size=256)  # fmt: skip
+        self.generator = TokenChatGenerator(model=model_dir, generation_kwargs=self.generation_kwargs,
+                                            max_batch_size=256)  # fmt: skip
         self.lookup: dict[str, list[tuple[dict[str, Any], int]]] = {}
         for example in environment.examples("train"):
             row = example_row(environment, example, seed)

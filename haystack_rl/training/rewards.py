@@ -10,8 +10,8 @@ from typing import Any
 
 from haystack.dataclasses import ChatMessage
 
+from haystack_rl.chat import to_hf_message
 from haystack_rl.environments.base import Environment
-from haystack_rl.generators.transformers import to_hf_message
 from haystack_rl.rollout import Rollout
 from haystack_rl.rubrics.rubric import RewardFunction, Rubric
 from haystack_rl.runner import derive_seed

@@ -12,9 +12,9 @@ from typing import Any
 from haystack.dataclasses import ChatMessage
 from transformers import PrinterCallback
 
+from haystack_rl.chat import tool_specs
 from haystack_rl.environments.base import Environment
 from haystack_rl.generators.function import FunctionChatGenerator
-from haystack_rl.generators.transformers import tool_specs
 from haystack_rl.rollout import Rollout
 from haystack_rl.runner import derive_seed, play_episode
 from haystack_rl.training.callbacks import JsonlMetricsCallback
