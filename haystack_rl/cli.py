@@ -109,14 +109,17 @@ def build_policy(
     temperature: float,
     max_retries: int = 2,
     timeout: float = 60.0,
+    tokens: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """
     The policy generator for a `--model` spec, and the generation kwargs to run it with.
 
     `baseline:NAME` -> the environment's scripted baseline; with `--base-url` -> `OpenAIChatGenerator`
     on that server (each request retried `max_retries` times on 429s, 5xx, timeouts and dropped connections,
-    with the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request); `tiny`,
-    `tiny-init` or an existing directory -> the in-process `TokenChatGenerator`.
+    with the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request), or with `tokens`
+    `TokenChatGenerator` on it (exact token ids over vLLM's completions API; the chat template renders here,
+    with the tokenizer of `--model`); `tiny`, `tiny-init` or an existing directory -> the in-process
+    `TokenChatGenerator`.
     """
     if model.startswith("baseline:"):
         from haystack_rl.generators import FunctionChatGenerator
@@ -127,6 +130,8 @@ def build_policy(
             known = ", ".join(f"baseline:{b}" for b in sorted(baselines)) or "none"
             raise CliError(f"{environment.name} has no baseline {name!r}; available: {known}")
         return FunctionChatGenerator(baselines[name], name=name), {}
+    if tokens and not base_url:
+        raise CliError("--tokens needs --base-url (a server that returns token ids, e.g. vLLM's)")
     if base_url:
         from haystack.components.generators.chat import OpenAIChatGenerator
         from haystack.utils import Secret
@@ -137,6 +142,18 @@ def build_policy(
             api_key = Secret.from_env_var(api_key_env)
         else:
             api_key = Secret.from_token(DUMMY_API_KEY)
+        if tokens:
+            from haystack_rl.generators.token import TokenChatGenerator
+
+            remote = TokenChatGenerator(
+                model=model,
+                base_url=base_url,
+                api_key=api_key,
+                timeout=timeout,
+                max_retries=max_retries,
+                generation_kwargs={"max_new_tokens": max_tokens, "temperature": temperature},
+            )
+            return remote, {}
         # one "completion truncated" warning per reply would scroll the progress bar away; the
         # finish reason is kept in each reply's meta in results.jsonl
         logging.getLogger("haystack.components.generators.chat.openai").setLevel(logging.ERROR)
@@ -252,6 +269,12 @@ def eval_command(
         2, "--max-retries", min=0, help="Retries per request to --base-url on 429/5xx/timeouts (with backoff)."
     ),
     timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds per request to --base-url."),
+    tokens: bool = typer.Option(
+        False,
+        "--tokens",
+        help="With --base-url: exact token ids over vLLM's completions API (the chat template "
+        "renders here, with the tokenizer of --model: a local model directory the server serves under that name).",
+    ),
     fail_on_error: bool = typer.Option(
         False, "--fail-on-error", help="Exit with code 1 when any rollout failed (errors are always recorded)."
     ),
@@ -278,7 +301,7 @@ def eval_command(
             agent_setup = AgentEval(agent, dataset, reward, model_given)
         _eval(env, model, base_url, api_key_env, num_examples, rollouts_per_example, concurrency, env_args,
               max_tokens, temperature, seed, output, resume, split, max_retries, timeout, fail_on_error,
-              agent_setup)  # fmt: skip
+              agent_setup, tokens=tokens)  # fmt: skip
     except CliError as error:
         raise fail(str(error)) from None
 
@@ -302,6 +325,7 @@ def _eval(
     timeout: float = 60.0,
     fail_on_error: bool = False,
     agent_setup: AgentEval | None = None,
+    tokens: bool = False,
 ) -> None:
     from haystack_rl.registry import available_environments, load_environment
     from haystack_rl.results import ResultsWriter, print_summary
@@ -330,8 +354,9 @@ def _eval(
             raise CliError(f"{env_name}: cannot build the environment with {env_args}: {error}") from None
     if policy is None:
         policy, generation_kwargs = build_policy(
-            model, environment, base_url, api_key_env, max_tokens, temperature, max_retries=max_retries, timeout=timeout
-        )
+            model, environment, base_url, api_key_env, max_tokens, temperature,
+            max_retries=max_retries, timeout=timeout, tokens=tokens,
+        )  # fmt: skip
     if hasattr(policy, "warm_up"):
         try:
             policy.warm_up()  # load a local model now, so a bad directory is a clear error, not a traceback
@@ -353,6 +378,7 @@ def _eval(
         "split": split,
         "max_retries": max_retries,
         "timeout": timeout,
+        "tokens": tokens,
     }
     if resume:
         if output is None:
