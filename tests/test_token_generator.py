@@ -343,3 +343,19 @@ def test_an_episode_that_outgrows_the_context_ends_scored_not_errored(make_gener
     generator.backend.max_context_length = first  # not even the first prompt fits: a setup error, reported
     rollout = asyncio.run(play_episode(env, generator, example, seed=0))
     assert rollout.stop_reason == "error" and "ContextLengthError" in (rollout.error or "")
+
+
+def test_a_model_that_returns_no_kv_cache_is_an_error_not_garbage(make_generator: Any, monkeypatch: Any) -> None:
+    generator = make_generator()
+    original = generator.backend.model.forward
+
+    def without_cache(*args: Any, **kwargs: Any) -> Any:
+        output = original(*args, **kwargs)
+        for name in ("cache", "past_key_values"):
+            if getattr(output, name, None) is not None:
+                setattr(output, name, None)
+        return output
+
+    monkeypatch.setattr(generator.backend.model, "forward", without_cache)
+    with pytest.raises(RuntimeError, match="no KV cache"):
+        generator.run(USER)

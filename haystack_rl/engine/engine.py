@@ -12,6 +12,11 @@ from haystack_rl.chat.prompt import stop_token_ids
 from haystack_rl.engine import kv_cache
 from haystack_rl.engine.sampling import sample_token
 
+NO_CACHE = (
+    "the model returned no KV cache, so it cannot generate token by token: a model in training mode with gradient "
+    "checkpointing drops it on transformers versions that do so even without gradients; upgrade transformers"
+)
+
 
 class Engine:
     """
@@ -114,6 +119,8 @@ class Engine:
                     **{cache_argument: past},
                 )
                 past = kv_cache.returned_cache(output)
+                if past is None:
+                    raise RuntimeError(NO_CACHE)
                 logits = output.logits[:, -1, :].float().cpu()
                 next_ids = [self.pad_id] * len(rows)
                 for index, row in enumerate(rows):
