@@ -7,6 +7,7 @@ evaluation over an OpenAI-compatible token server gives exact token data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -139,14 +140,15 @@ def assert_same_token_data(got: list[list[tuple[Any, ...]]], expected: list[list
 def test_grpo_steps_on_vllm_give_the_in_process_token_data(
     env: str, mode: str, tiny_dir: str, tmp_path: Path, in_process: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with vllm_standin.StandInVLLMServer(tiny_dir) as server:
-        vllm_standin.install(monkeypatch, server if mode == "server" else None)
+    server = vllm_standin.StandInVLLMServer(tiny_dir) if mode == "server" else None
+    with server or contextlib.nullcontext():
+        vllm_standin.install(monkeypatch, server)
         # TRL corrects vLLM samples by importance sampling, which the in-process path does not do: off, so that
         # both paths make the same update and their second steps can be compared too (scripted replies carry
         # made-up logprobs, which the correction would weigh)
         grpo: dict[str, Any] = {"use_vllm": True, "vllm_mode": mode,
                                 "extra": {"vllm_importance_sampling_correction": False}}  # fmt: skip
-        if mode == "server":
+        if server is not None:
             grpo["vllm_server_base_url"] = server.url
         trainer, steps = train_steps(tmp_path, tiny_dir, env, **grpo)
     assert_same_token_data(steps, in_process[env])
@@ -156,7 +158,7 @@ def test_grpo_steps_on_vllm_give_the_in_process_token_data(
     assert generation.syncs == [True, True] and generation.synced_sums[0] != generation.synced_sums[1]
     assert trainer.state.global_step == 2
     turns = sum(rows[4] for step in steps for rows in step)
-    if mode == "server":  # every model turn was one /v1/completions request with the sampling settings
+    if server is not None:  # every model turn was one /v1/completions request with the sampling settings
         assert len(server.requests) == turns and len(server.weight_updates) == 2
         assert server.calls.count("/reset_prefix_cache") == 2
         body = server.requests[0]
