@@ -1,4 +1,4 @@
-"""Bench: tokens/s of TransformersChatGenerator on `tiny`, batched across concurrent rollouts vs one at a time.
+"""Bench: tokens/s of TokenChatGenerator (in-process engine) on `tiny`, batched rollouts vs one at a time.
 
 Both sides generate the same requests (reverse_text prompts, the same per-request seeds, the same
 `max_new_tokens`) in the same process, back to back: "sequential" calls `run` once per request;
@@ -24,7 +24,7 @@ from haystack.dataclasses import ChatMessage
 from torch_threads import add_threads_argument, apply_threads
 
 from haystack_rl import load_environment
-from haystack_rl.generators.transformers import TransformersChatGenerator
+from haystack_rl.generators.token import TokenChatGenerator
 
 TARGET = 4.0
 
@@ -35,7 +35,7 @@ def prompts(count: int) -> list[list[ChatMessage]]:
     return [env.reset(example, seed=index)[0] for index, example in enumerate(env.examples("eval", count))]
 
 
-def run_sequential(generator: TransformersChatGenerator, conversations: list[list[ChatMessage]],
+def run_sequential(generator: TokenChatGenerator, conversations: list[list[ChatMessage]],
                    kwargs: list[dict[str, Any]]) -> tuple[int, float]:  # fmt: skip
     """Generate one request at a time; returns (completion tokens, seconds)."""
     start = time.perf_counter()
@@ -46,7 +46,7 @@ def run_sequential(generator: TransformersChatGenerator, conversations: list[lis
     return tokens, time.perf_counter() - start
 
 
-def run_batched(generator: TransformersChatGenerator, conversations: list[list[ChatMessage]],
+def run_batched(generator: TokenChatGenerator, conversations: list[list[ChatMessage]],
                 kwargs: list[dict[str, Any]]) -> tuple[int, float]:  # fmt: skip
     """Generate all requests concurrently through `run_async`; returns (completion tokens, seconds)."""
 
@@ -72,8 +72,9 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
 
-    generator = TransformersChatGenerator(model=args.model, max_new_tokens=args.max_new_tokens,
-                                          temperature=args.temperature, max_batch_size=args.concurrency)  # fmt: skip
+    generator = TokenChatGenerator(model=args.model, max_batch_size=args.concurrency,
+                                   generation_kwargs={"max_new_tokens": args.max_new_tokens,
+                                                      "temperature": args.temperature})  # fmt: skip
     generator.warm_up()
     conversations = prompts(args.concurrency)
     kwargs = [{"seed": index} for index in range(args.concurrency)]
@@ -88,7 +89,7 @@ def main() -> None:
             tokens[name] = count
             best[name] = max(best[name], count / seconds)
     ratio = best["batched"] / best["sequential"]
-    print(f"TransformersChatGenerator on {args.model!r}: {args.concurrency} requests, "
+    print(f"TokenChatGenerator on {args.model!r}: {args.concurrency} requests, "
           f"max_new_tokens={args.max_new_tokens}, temperature={args.temperature}, "
           f"torch threads={torch.get_num_threads()}")  # fmt: skip
     for name in ("sequential", "batched"):

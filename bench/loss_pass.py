@@ -22,12 +22,12 @@ from tool_rollouts import play_rollouts
 from torch_threads import add_threads_argument, apply_threads
 
 from haystack_rl import load_environment
-from haystack_rl.generators.transformers import TransformersChatGenerator
+from haystack_rl.generators.token import TokenChatGenerator
 from haystack_rl.models.tiny import resolve_model
 from haystack_rl.training.shared_prompt import shared_prompt_logps
 
 
-def step_batch(generator: TransformersChatGenerator, problems: int, group: int) -> tuple[Any, Any, int]:
+def step_batch(generator: TokenChatGenerator, problems: int, group: int) -> tuple[Any, Any, int]:
     """(input ids, attention mask, completion width) of one GRPO step's calculator rollouts."""
     env = load_environment("calculator", num_train_examples=problems)
     rows = [(r.prompt_ids, r.completion_tokens()[0]) for r in play_rollouts(env, generator, problems, group)]
@@ -57,7 +57,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
     from trl.trainer.utils import add_fused_lm_head
 
-    generator = TransformersChatGenerator(model=args.model, max_new_tokens=128, max_batch_size=256)
+    generator = TokenChatGenerator(model=args.model, generation_kwargs={"max_new_tokens": 128}, max_batch_size=256)
     generator.warm_up()
     ids, mask, keep = step_batch(generator, args.problems, args.group)
     model = AutoModelForCausalLM.from_pretrained(resolve_model(args.model))

@@ -1,6 +1,6 @@
 """Bench: seconds of in-process generation for one GRPO step's calculator rollouts (every turn), on a given model.
 
-Plays `--problems` training problems x `--group` rollouts concurrently through `TransformersChatGenerator`, as
+Plays `--problems` training problems x `--group` rollouts concurrently through `TokenChatGenerator`, as
 `EnvRolloutFunc` does in a GRPO step (tool calls run, then the next turn), and times it three ways, back to
 back, same seeds: "plain" (each batch prefilled in full with the model's default cache, every row decoded
 until the longest is done), "static cache" (a preallocated KV cache) and "ours" (static cache, the batch's
@@ -21,16 +21,16 @@ from typing import Any
 
 from torch_threads import add_threads_argument, apply_threads
 
-import haystack_rl.generators.transformers as generation
 from haystack_rl import load_environment
+from haystack_rl.engine import kv_cache
 from haystack_rl.episode import play_episode
-from haystack_rl.generators.transformers import TransformersChatGenerator
+from haystack_rl.generators.token import TokenChatGenerator
 
 SIDES = ("plain", "static cache", "ours")
-OURS = {name: getattr(generation, name) for name in ("_new_cache", "_select_rows", "_prefill_shared_prefix")}
+OURS = {name: getattr(kv_cache, name) for name in ("new_cache", "select_rows", "prefill_shared_prefix")}
 
 
-def play_rollouts(env: Any, generator: TransformersChatGenerator, problems: int, group: int) -> list[Any]:
+def play_rollouts(env: Any, generator: TokenChatGenerator, problems: int, group: int) -> list[Any]:
     """`group` rollouts of each of the first `problems` training examples, played concurrently, seeded."""
     examples = env.examples("train")[:problems]
 
@@ -44,7 +44,7 @@ def play_rollouts(env: Any, generator: TransformersChatGenerator, problems: int,
     return asyncio.run(all_rollouts())
 
 
-def play(env: Any, generator: TransformersChatGenerator, problems: int, group: int) -> tuple[float, list[Any]]:
+def play(env: Any, generator: TokenChatGenerator, problems: int, group: int) -> tuple[float, list[Any]]:
     """`play_rollouts`, timed; returns (seconds, each rollout's token ids per turn)."""
     start = time.perf_counter()
     rollouts = play_rollouts(env, generator, problems, group)
@@ -52,14 +52,14 @@ def play(env: Any, generator: TransformersChatGenerator, problems: int, group: i
 
 
 def switched(side: str) -> dict[str, Any]:
-    """The generator module's helpers as they are for `side` (the newer parts replaced by plain ones)."""
+    """The engine's KV-cache helpers as they are for `side` (the newer parts replaced by plain ones)."""
     if side == "ours":
         return OURS
-    new_cache = OURS["_new_cache"] if side == "static cache" else (lambda model, length: None)
+    new_cache = OURS["new_cache"] if side == "static cache" else (lambda model, length: None)
     return {
-        "_new_cache": new_cache,
-        "_select_rows": lambda cache, rows: False,  # finished rows stay in the batch
-        "_prefill_shared_prefix": lambda model, prompts, length: (new_cache(model, length), 0),  # full prefill
+        "new_cache": new_cache,
+        "select_rows": lambda cache, rows: False,  # finished rows stay in the batch
+        "prefill_shared_prefix": lambda model, prompts, length: (new_cache(model, length), 0),  # full prefill
     }
 
 
@@ -73,18 +73,18 @@ def main() -> None:
     args = parser.parse_args()
     apply_threads(args.threads)
     env = load_environment("calculator", num_train_examples=max(args.problems, 1))
-    generator = TransformersChatGenerator(model=args.model, max_new_tokens=128, max_batch_size=256)
+    generator = TokenChatGenerator(model=args.model, generation_kwargs={"max_new_tokens": 128}, max_batch_size=256)
     generator.warm_up()
     seconds: dict[str, list[float]] = {side: [] for side in SIDES}
     tokens: dict[str, list[Any]] = {}
     for _ in range(args.repeats):
         for side in SIDES:
             for name, helper in switched(side).items():
-                setattr(generation, name, helper)
+                setattr(kv_cache, name, helper)
             elapsed, tokens[side] = play(env, generator, args.problems, args.group)
             seconds[side].append(elapsed)
     for name, helper in OURS.items():
-        setattr(generation, name, helper)
+        setattr(kv_cache, name, helper)
     same = sum(a == b == c for a, b, c in zip(tokens["plain"], tokens["static cache"], tokens["ours"]))
     rollouts = args.problems * args.group
     turns = sum(len(t) for t in tokens["ours"])

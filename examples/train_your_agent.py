@@ -16,7 +16,7 @@ from haystack.dataclasses import ChatMessage, ToolCall
 from haystack.tools import create_tool_from_function
 
 from haystack_rl import ToolEnv
-from haystack_rl.generators import TransformersChatGenerator
+from haystack_rl.generators import TokenChatGenerator
 from haystack_rl.models.tiny import resolve_model
 from haystack_rl.training import TrainConfig
 from haystack_rl.training.cli import RichProgressCallback, training_progress
@@ -41,7 +41,7 @@ def price_of(item: int) -> str:
 
 
 # 2. Your agent: a chat generator, the tools and a system prompt (the object you deploy).
-generator = TransformersChatGenerator(model="tiny", max_new_tokens=128)
+generator = TokenChatGenerator(model="tiny", generation_kwargs={"max_new_tokens": 128})
 agent = Agent(
     chat_generator=generator,
     tools=[create_tool_from_function(price_of)],
@@ -101,7 +101,7 @@ def main() -> None:
 
     # 5. Deploy: the same agent, only its generator's model path changed.
     generator.model = final
-    generator.temperature = 0.0
+    generator.generation_kwargs["temperature"] = 0.0
     agent.warm_up()
     reply = agent.run(messages=[ChatMessage.from_user(f"What does item {HELD_OUT[0]} cost?")])
     for message in reply["messages"][1:]:

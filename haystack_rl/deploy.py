@@ -81,8 +81,7 @@ def deployment_card(agent_yaml: str | Path | dict[str, Any]) -> dict[str, Any]:
         "tools": {tool.name: tool.tool_spec for tool in flatten_tools_or_toolsets(agent.tools)},
         "system_prompt": agent.system_prompt,
         "max_turns": agent.max_agent_steps,
-        "max_new_tokens": getattr(generator, "max_new_tokens", None),
-        "temperature": getattr(generator, "temperature", None),
+        **_generation_settings(generator.to_dict().get("init_parameters", {}) if hasattr(generator, "to_dict") else {}),
     }
 
 
@@ -103,8 +102,7 @@ def pipeline_deployment_cards(pipeline_yaml: str | Path, generators: list[str]) 
         if template is None and model is not None:
             template = _model_template(model)
         cards[name] = {"model": model, "chat_template_sha256": _sha(template), "tool_format": _tool_format(template),
-                       "max_new_tokens": params.get("max_new_tokens"),
-                       "temperature": params.get("temperature")}  # fmt: skip
+                       **_generation_settings(params)}  # fmt: skip
     return cards
 
 
@@ -177,6 +175,13 @@ def _tool_differences(trained: dict[str, Any], deployed: dict[str, Any]) -> list
         if json.dumps(trained[name], sort_keys=True) != json.dumps(deployed[name], sort_keys=True):
             out.append(f"tool {name!r}: its description or parameter schema differs from training's")
     return out
+
+
+def _generation_settings(params: dict[str, Any]) -> dict[str, Any]:
+    """A generator's `max_new_tokens` and `temperature`, from its init parameters (or their generation_kwargs)."""
+    kwargs = params.get("generation_kwargs") or {}
+    budget = kwargs.get("max_new_tokens", kwargs.get("max_tokens", params.get("max_new_tokens")))
+    return {"max_new_tokens": budget, "temperature": kwargs.get("temperature", params.get("temperature"))}
 
 
 def _model_template(model_dir: str | Path) -> str | None:

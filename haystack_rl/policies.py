@@ -26,6 +26,7 @@ def build_policy(
     temperature: float = 1.0,
     max_retries: int = 2,
     timeout: float = 60.0,
+    tokens: bool = False,
 ) -> tuple[Any, dict[str, Any]]:
     """
     The policy generator for a `--model` spec, and the generation kwargs to run it with.
@@ -34,8 +35,9 @@ def build_policy(
       `baseline:package.module:function`: any scripted policy `(messages, rng) -> reply`;
     - with `base_url`: Haystack's `OpenAIChatGenerator` on that OpenAI-compatible server (each request retried
       `max_retries` times on 429s, 5xx, timeouts and dropped connections with the SDK's backoff, which honours
-      Retry-After; `timeout` seconds per request);
-    - `tiny`, `tiny-init` or an existing model directory: the in-process `TransformersChatGenerator`.
+      Retry-After; `timeout` seconds per request); with `tokens` too, `TokenChatGenerator` on it (exact token ids
+      over vLLM's completions API; the chat template renders here, with the tokenizer of the model directory);
+    - `tiny`, `tiny-init` or an existing model directory: the in-process `TokenChatGenerator`.
 
     Usage example:
     ```python
@@ -53,6 +55,8 @@ def build_policy(
 
     if model.startswith(BASELINE_PREFIX):
         return _baseline(model[len(BASELINE_PREFIX) :], environment), {}
+    if tokens and not base_url:
+        raise PolicySpecError("--tokens needs --base-url (a server that returns token ids, e.g. vLLM's)")
     if base_url:
         from haystack.components.generators.chat import OpenAIChatGenerator
         from haystack.utils import Secret
@@ -63,6 +67,13 @@ def build_policy(
             api_key = Secret.from_env_var(api_key_env)
         else:
             api_key = Secret.from_token(DUMMY_API_KEY)
+        if tokens:
+            from haystack_rl.generators.token import TokenChatGenerator
+
+            settings = {"max_new_tokens": max_tokens, "temperature": temperature}
+            remote = TokenChatGenerator(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
+                                        max_retries=max_retries, generation_kwargs=settings)  # fmt: skip
+            return remote, {}
         # one "completion truncated" warning per reply would scroll the progress bar away; the
         # finish reason is kept in each reply's meta in results.jsonl
         logging.getLogger("haystack.components.generators.chat.openai").setLevel(logging.ERROR)
@@ -71,9 +82,10 @@ def build_policy(
         )
         return served, {"max_tokens": max_tokens, "temperature": temperature}
     if model in BUILT_IN_MODELS or Path(model).is_dir():
-        from haystack_rl.generators.transformers import TransformersChatGenerator
+        from haystack_rl.generators.token import TokenChatGenerator
 
-        return TransformersChatGenerator(model=model, max_new_tokens=max_tokens, temperature=temperature), {}
+        settings = {"max_new_tokens": max_tokens, "temperature": temperature}
+        return TokenChatGenerator(model=model, generation_kwargs=settings), {}
     raise PolicySpecError(
         f"model directory not found: {model!r}; use tiny, tiny-init, an existing model directory, baseline:NAME, "
         "or a served model name with --base-url URL"

@@ -48,7 +48,7 @@ class Rollout:
     One episode of a policy in an environment, from reset to the end, with its reward.
 
     Token data (`turns`) is present when the policy generator returns it (see
-    `TransformersChatGenerator`); evaluation through any other Haystack chat generator leaves it empty.
+    `TokenChatGenerator`); evaluation through any other Haystack chat generator leaves it empty.
     `success` is the environment's verdict (`Environment.is_success`) once the rollout is scored, None before
     (and for failed episodes).
 

@@ -38,12 +38,17 @@ def qwen3_think_template() -> Path:
 
 @pytest.fixture
 def make_generator(tiny_model_path: Path) -> Callable[..., Any]:
-    """Factory for warmed-up `TransformersChatGenerator`s on the tiny model."""
-    from haystack_rl.generators import TransformersChatGenerator
+    """
+    Factory for warmed-up `TokenChatGenerator`s on the tiny model (`max_new_tokens`, `temperature` and `top_p`
+    may be given directly: they go into `generation_kwargs`; `max_new_tokens` defaults to 12).
+    """
+    from haystack_rl.generators import TokenChatGenerator
 
-    def make(**kwargs: Any) -> TransformersChatGenerator:
-        kwargs.setdefault("max_new_tokens", 12)
-        generator = TransformersChatGenerator(model=str(tiny_model_path), **kwargs)
+    def make(**kwargs: Any) -> TokenChatGenerator:
+        generation_kwargs = {"max_new_tokens": 12, **kwargs.pop("generation_kwargs", {})}
+        generation_kwargs.update({key: kwargs.pop(key) for key in ("max_new_tokens", "temperature", "top_p")
+                                  if key in kwargs})  # fmt: skip
+        generator = TokenChatGenerator(model=str(tiny_model_path), generation_kwargs=generation_kwargs, **kwargs)
         generator.warm_up()
         return generator
 
@@ -52,21 +57,20 @@ def make_generator(tiny_model_path: Path) -> Callable[..., Any]:
 
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Any, list[str]], None]]:
-    """Make a generator "sample" the given completion texts, in order (special tokens like <|im_end|> allowed)."""
+    """Make a generator's backend "sample" the given texts, in order (special tokens like <|im_end|> allowed)."""
 
     def script(generator: Any, completions: list[str]) -> None:
-        from haystack_rl.generators.transformers import _Result
+        from haystack_rl.backends import Completion, finish_reason
 
         queue = list(completions)
 
         def fake_generate(requests: list[Any]) -> list[Any]:
             results = []
             for _ in requests:
-                ids = generator._encode(queue.pop(0))
-                stop = bool(ids) and ids[-1] in generator._stop_ids
-                results.append(_Result(ids, [-0.5] * len(ids), "stop" if stop else "length"))
+                ids = generator.chat.encode(queue.pop(0))
+                results.append(Completion(ids, [-0.5] * len(ids), finish_reason(ids, generator.backend.stop_ids)))
             return results
 
-        monkeypatch.setattr(generator, "_generate", fake_generate)
+        monkeypatch.setattr(generator.backend, "generate", fake_generate)
 
     yield script

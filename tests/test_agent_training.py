@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import assert_tool_results_masked
+from helpers import assert_tool_results_masked, force_tool_call_on_first_turns
 from typer.testing import CliRunner
 
 from haystack_rl import ToolEnv, load_environment
@@ -20,7 +20,6 @@ from haystack_rl.training.callbacks import read_records
 pytestmark = pytest.mark.timeout(300)
 
 CALCULATOR_AGENT = Path(__file__).parent.parent / "pipelines" / "calculator_agent.yml"
-CALL = '<tool_call>{"name": "calculator", "arguments": {"expression": "6 * 7"}}</tool_call>'
 
 
 @pytest.fixture(scope="module")
@@ -51,33 +50,6 @@ def agent_config(tmp_path: Path, model: str, tasks: Path, **grpo: Any) -> dict[s
         "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 8, "lr": 1e-3, **grpo},
         "eval": {"num_examples": 2, "max_new_tokens": 8},
     }
-
-
-def force_tool_call_on_first_turns(generator: Any, answer: str | list[str] | None = None) -> None:
-    """
-    Make every first reply of an episode a well-formed calculator call (the untrained tiny model emits none),
-    and with `answer` every later reply `<answer>{answer}</answer>` (a list: its answers in turn).
-    """
-    from itertools import cycle
-
-    from haystack_rl.generators.transformers import _Result
-
-    sample = generator._generate
-    answers = cycle([answer] if isinstance(answer, str) else answer or [None])
-
-    def generate(requests: list[Any]) -> list[Any]:
-        results = sample(requests)
-        tokenizer = generator.tokenizer
-        for request, result in zip(requests, results):
-            first = "<|im_start|>tool" not in tokenizer.decode(request.prompt_ids)
-            reply = None if first else next(answers)
-            if first or reply is not None:
-                text = CALL if first else f"<answer>{reply}</answer>"
-                ids = tokenizer.encode(text, add_special_tokens=False) + [tokenizer.convert_tokens_to_ids("<|im_end|>")]
-                result.__dict__.update(vars(_Result(ids, [-1.0] * len(ids), "stop")))
-        return results
-
-    generator._generate = generate
 
 
 def test_tool_results_carry_no_gradient(tmp_path: Path, tiny_dir: str, tasks: Path) -> None:

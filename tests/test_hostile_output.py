@@ -173,7 +173,7 @@ def calc():
 
 
 def reply_from(text):
-    """What TransformersChatGenerator makes of a completion when tools are on."""
+    """What TokenChatGenerator makes of a completion when tools are on."""
     parsed = parse_tool_calls(text)
     meta = {"tool_call_errors": parsed.errors} if parsed.errors else {}
     if parsed.tool_calls:

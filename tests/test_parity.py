@@ -266,7 +266,7 @@ def test_check_deploy_covers_a_pipeline_s_generators(tmp_path: Path, tiny_model_
     deployed.write_text(yaml.safe_dump(data, sort_keys=False))
     ok = CliRunner().invoke(app, ["check-deploy", str(deployed), "--model", str(model)])
     assert ok.exit_code == 0, ok.output
-    data["components"]["answerer"]["init_parameters"]["max_new_tokens"] = 16
+    data["components"]["answerer"]["init_parameters"]["generation_kwargs"]["max_new_tokens"] = 16
     deployed.write_text(yaml.safe_dump(data, sort_keys=False))
     short = CliRunner().invoke(app, ["check-deploy", str(deployed), "--model", str(model)])
     said = " ".join(short.output.split())

@@ -165,7 +165,7 @@ def test_the_episode_as_a_pipeline_graph_equals_the_runner_s_rollout(tmp_path: P
 
     from haystack_rl import load_environment
     from haystack_rl.episode import play_episode
-    from haystack_rl.generators import TransformersChatGenerator
+    from haystack_rl.generators import TokenChatGenerator
 
     loop = Path(__file__).resolve().parent.parent / "pipelines" / "tic_tac_toe_loop.yml"
     ran = subprocess.run([sys.executable, "-m", "haystack_rl.cli", "run", str(loop), "--input", "example_id=eval-1",
@@ -174,7 +174,7 @@ def test_the_episode_as_a_pipeline_graph_equals_the_runner_s_rollout(tmp_path: P
     assert ran.returncode == 0, ran.stdout + ran.stderr
     (graph,) = [Rollout.from_dict(r) for r in json.loads((tmp_path / "out.json").read_text())["rubric"]["rollouts"]]
     env = load_environment("tic_tac_toe")
-    generator = TransformersChatGenerator(model="tiny", max_new_tokens=16, temperature=0.0)
+    generator = TokenChatGenerator(model="tiny", generation_kwargs={"max_new_tokens": 16, "temperature": 0.0})
     runner = asyncio.run(play_episode(env, generator, env.examples("eval")[1], seed=7))
     env.score_group([runner])
     assert [m.to_dict()["content"] for m in graph.messages] == [m.to_dict()["content"] for m in runner.messages]

@@ -12,11 +12,11 @@ from haystack.tools import Tool
 
 from haystack_rl.environments.multi_turn import MultiTurnEnv
 from haystack_rl.episode import play_episode
-from haystack_rl.generators import ChatTemplateError, TransformersChatGenerator
+from haystack_rl.generators import ChatTemplateError, TokenChatGenerator
 from haystack_rl.rollout import Rollout, Turn
 
 
-def _play(generator: TransformersChatGenerator, turns: int = 4, tools: Any = None) -> tuple[list[ChatMessage], Rollout]:
+def _play(generator: TokenChatGenerator, turns: int = 4, tools: Any = None) -> tuple[list[ChatMessage], Rollout]:
     """A conversation where an 'environment' answers every reply with a user message."""
     messages = [ChatMessage.from_system("Play along."), ChatMessage.from_user("Turn 0: go")]
     record: list[Turn] = []
@@ -27,7 +27,7 @@ def _play(generator: TransformersChatGenerator, turns: int = 4, tools: Any = Non
     return messages, Rollout(example_id="0", rollout_index=0, seed=0, messages=messages, turns=record)
 
 
-def _check_rollout(generator: TransformersChatGenerator, rollout: Rollout) -> list[str]:
+def _check_rollout(generator: TokenChatGenerator, rollout: Rollout) -> list[str]:
     """Prefix property + masks; returns the decoded environment parts (the tokens between completions)."""
     ids, mask, logprobs = rollout.completion_tokens()  # raises TokenMismatchError if the prefix property fails
     last = rollout.turns[-1]
@@ -107,7 +107,7 @@ ADD = Tool(name="add", description="Add two numbers.", function=lambda a, b: a +
            parameters={"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}})  # fmt: skip
 
 
-def _tool_round(generator: TransformersChatGenerator, completion: str, scripted: Any) -> tuple[ChatMessage, list[int]]:
+def _tool_round(generator: TokenChatGenerator, completion: str, scripted: Any) -> tuple[ChatMessage, list[int]]:
     """One tool-calling reply, its tool result, and the next prompt."""
     scripted(generator, [completion, "Done.<|im_end|>"])
     messages = [ChatMessage.from_system("Use tools."), ChatMessage.from_user("What is 1+2?")]

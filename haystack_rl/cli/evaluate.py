@@ -49,6 +49,7 @@ class EvalSettings:
     split: str = "eval"
     max_retries: int = 2
     timeout: float = 60.0
+    tokens: bool = False
     agent: str | None = None
     pipeline: str | None = None
     generator: list[str] = field(default_factory=list)
@@ -201,6 +202,12 @@ def eval_command(
         2, "--max-retries", min=0, help="Retries per request to --base-url on 429/5xx/timeouts (with backoff)."
     ),
     timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds per request to --base-url."),
+    tokens: bool = typer.Option(
+        False,
+        "--tokens",
+        help="With --base-url: exact token ids over vLLM's completions API (the chat template renders here, with "
+        "the tokenizer of --model: a local model directory the server serves under that name).",
+    ),
     fail_on_error: bool = typer.Option(
         False, "--fail-on-error", help="Exit with code 1 when any rollout failed (errors are always recorded)."
     ),
@@ -276,7 +283,7 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
     else:
         policy, generation_kwargs = build_policy(settings.model, environment, settings.base_url, settings.api_key_env,
                                                  settings.max_tokens, settings.temperature, settings.max_retries,
-                                                 settings.timeout)  # fmt: skip
+                                                 settings.timeout, settings.tokens)  # fmt: skip
     if hasattr(policy, "warm_up"):
         quiet_libraries()
         try:

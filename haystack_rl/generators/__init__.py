@@ -1,6 +1,7 @@
 """Policy generators: Haystack chat generators, some of which return token ids and logprobs."""
 
+from haystack_rl.chat import ChatTemplateError, ContextLengthError
 from haystack_rl.generators.function import FunctionChatGenerator
-from haystack_rl.generators.transformers import ChatTemplateError, ContextLengthError, TransformersChatGenerator
+from haystack_rl.generators.token import TokenChatGenerator
 
-__all__ = ["ChatTemplateError", "ContextLengthError", "FunctionChatGenerator", "TransformersChatGenerator"]
+__all__ = ["ChatTemplateError", "ContextLengthError", "FunctionChatGenerator", "TokenChatGenerator"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from haystack_rl import results
 from haystack_rl.environments.base import Environment
-from haystack_rl.generators.transformers import TransformersChatGenerator
+from haystack_rl.generators.token import TokenChatGenerator
 from haystack_rl.rollout import Rollout
 from haystack_rl.runner import RolloutRunner
 
@@ -15,9 +15,10 @@ logger = logging.getLogger(__name__)
 
 
 def make_policy(model: str | Any, max_new_tokens: int, temperature: float, tokenizer: Any = None) -> Any:
-    """The batched `TransformersChatGenerator` on a model directory, or on an in-memory model + tokenizer."""
-    generator = TransformersChatGenerator(
-        model=model if isinstance(model, str) else "in-memory", max_new_tokens=max_new_tokens, temperature=temperature
+    """The batched `TokenChatGenerator` on a model directory, or on an in-memory model + tokenizer."""
+    generator = TokenChatGenerator(
+        model=model if isinstance(model, str) else "in-memory",
+        generation_kwargs={"max_new_tokens": max_new_tokens, "temperature": temperature},
     )
     if not isinstance(model, str):
         generator.use_model(model, tokenizer)

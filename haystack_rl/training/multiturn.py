@@ -35,8 +35,9 @@ class EnvRolloutFunc:
 
     TRL hands it the prompts already repeated `num_generations` times (and nothing else); it recovers each
     group's example and episode seed from the rendered opening conversation, plays every episode of the
-    batch concurrently through the project's `TransformersChatGenerator` (which batches the concurrent
-    requests of each turn into one forward pass) on the trainer's live model, scores each group with the
+    batch concurrently through the project's `TokenChatGenerator` on the trainer's backend (in-process on its
+    live model, batching the concurrent requests of each turn; or TRL's vLLM with `use_vllm`, server or colocate
+    mode, which TRL syncs the trainer's weights into before each step), scores each group with the
     environment's rubric, and returns one completion per prompt: the token ids after the first prompt, an
     `env_mask` (0 on tokens the environment wrote, so they carry no gradient), sampling logprobs, and the
     rubric's values for the reward functions of `scored_reward_funcs`.
@@ -76,7 +77,7 @@ class EnvRolloutFunc:
         max_total_tokens: int | None = None,
         resample_flat_groups: int = 0,
     ) -> None:
-        from haystack_rl.generators.transformers import TransformersChatGenerator
+        from haystack_rl.generators.token import TokenChatGenerator
 
         if resample_flat_groups < 0:
             raise ValueError(f"resample_flat_groups must be >= 0, got {resample_flat_groups}")
@@ -86,8 +87,9 @@ class EnvRolloutFunc:
         self.seed = seed
         self.max_total_tokens = max_total_tokens
         self.generation_kwargs = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-        self.generator = TransformersChatGenerator(model=model_dir, max_new_tokens=max_new_tokens,
-                                                   temperature=temperature, max_batch_size=256)  # fmt: skip
+        self.generator = TokenChatGenerator(model=model_dir, generation_kwargs=self.generation_kwargs,
+                                            max_batch_size=256)  # fmt: skip
+        self._attached: tuple[int, int] | None = None
         self.lookup: dict[str, list[tuple[dict[str, Any], int]]] = {}
         for example in environment.examples("train"):
             row = example_row(environment, example, seed)
@@ -105,9 +107,14 @@ class EnvRolloutFunc:
         self.reward_errors: Counter[str] = Counter()
 
     def _attach(self, trainer: Any) -> None:
-        """Point the generator at the trainer's live (unwrapped) model."""
-        model = trainer.accelerator.unwrap_model(trainer.model) if hasattr(trainer, "accelerator") else trainer.model
-        self.generator.use_model(model, trainer.processing_class)
+        """Generate on the trainer's backend: its live model in-process, or TRL's vLLM when it uses one."""
+        from haystack_rl.backends import trainer_backend
+
+        key = (id(trainer), id(trainer.model))
+        if self._attached != key:
+            backend = trainer_backend(trainer, self.generator.max_batch_size)
+            self.generator.use_backend(backend, trainer.processing_class)
+            self._attached = key
 
     def _groups(self, prompts: list[Any]) -> list[tuple[list[int], dict[str, Any], int]]:
         """Consecutive runs of identical prompts, cut into groups of `num_generations`, each with (example, seed)."""

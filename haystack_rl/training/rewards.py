@@ -8,9 +8,9 @@ from typing import Any
 
 from haystack.dataclasses import ChatMessage
 
+from haystack_rl.chat import to_hf_message
 from haystack_rl.environments.base import Environment
 from haystack_rl.episode import derive_seed
-from haystack_rl.generators.transformers import to_hf_message
 from haystack_rl.rollout import Rollout
 from haystack_rl.rubrics.rubric import RewardFunction
 

@@ -10,9 +10,9 @@ from typing import Any
 from haystack.dataclasses import ChatMessage
 from transformers import PrinterCallback
 
+from haystack_rl.chat import tool_specs
 from haystack_rl.environments.base import DemonstrationError, Environment
 from haystack_rl.episode import derive_seed
-from haystack_rl.generators.transformers import tool_specs
 from haystack_rl.rollout import Rollout
 from haystack_rl.training.callbacks import JsonlMetricsCallback
 from haystack_rl.training.checkpoints import last_complete_checkpoint

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from haystack_rl.generators.transformers import _cache_argument, _returned_cache, _select_rows
+from haystack_rl.engine.kv_cache import cache_argument, returned_cache, select_rows
 
 
 def shared_prompt_logps(
@@ -73,14 +73,14 @@ def _score_on_prompt(model: Any, prompt: tuple[int, ...], completion_ids: torch.
                      completion_mask: torch.Tensor) -> Any:  # fmt: skip
     """The fused head's output for completions of one prompt: the prompt but its last token runs once."""
     rows, device = completion_ids.size(0), completion_ids.device
-    cache_argument = _cache_argument(model)
+    argument = cache_argument(model)
     prefix = torch.tensor([prompt[:-1]], device=device)
-    cache = _returned_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
-    if cache is None or not _select_rows(cache, [0] * rows):
+    cache = returned_cache(model(input_ids=prefix, use_cache=True, logits_to_keep=1))
+    if cache is None or not select_rows(cache, [0] * rows):
         return None
     # the prompt's last token runs with each row: its output scores the first completion token
     ids = torch.cat([completion_ids.new_full((rows, 1), prompt[-1]), completion_ids], dim=1)
     mask = torch.cat([completion_mask.new_ones((rows, len(prompt))), completion_mask], dim=1)
     labels = ids.masked_fill(mask[:, -ids.size(1) :] == 0, -100)
     labels[:, 0] = -100
-    return model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, **{cache_argument: cache})
+    return model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True, **{argument: cache})

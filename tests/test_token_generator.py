@@ -1,4 +1,4 @@
-"""TransformersChatGenerator: token data, sampling, seeds, batching, tools, serialization; tool-call parsing."""
+"""TokenChatGenerator on the in-process engine: token data, sampling, seeds, batching, tools, streaming, serializing."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from typing import Any
 
 import pytest
 import torch
-from haystack.dataclasses import ChatMessage, ToolCall
+from haystack.components.generators.utils import print_streaming_chunk
+from haystack.dataclasses import ChatMessage, StreamingChunk, ToolCall
 from haystack.tools import Tool
 
-from haystack_rl.generators import TransformersChatGenerator
+from haystack_rl.generators import TokenChatGenerator
 from haystack_rl.generators.tool_calls import parse_tool_calls
 
 USER = [ChatMessage.from_system("Be brief."), ChatMessage.from_user("Say something.")]
 
 
-def _check_reply(generator: TransformersChatGenerator, messages: list[ChatMessage], reply: ChatMessage) -> None:
+def _check_reply(generator: TokenChatGenerator, messages: list[ChatMessage], reply: ChatMessage) -> None:
     meta = reply.meta
     prompt, completion, logprobs = meta["prompt_ids"], meta["completion_ids"], meta["logprobs"]
     assert generator.tokenizer.decode(prompt) == generator.render(messages)
@@ -37,13 +38,13 @@ def test_reply_ids_decode_to_text(make_generator: Any) -> None:
     _check_reply(generator, USER, reply)
     assert reply.meta["model"] == generator.model
     assert len(reply.meta["completion_ids"]) <= 20
-    assert generator._model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # device="auto"
+    assert generator.backend.model.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # device="auto"
 
 
 def test_eos_is_generated_and_cut(make_generator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     generator = make_generator(max_new_tokens=50)
     eos = generator.tokenizer.eos_token_id
-    original = generator._model.forward
+    original = generator.backend.model.forward
 
     def favour_eos_after_three(*args: Any, **kwargs: Any) -> Any:  # the 4th sampled token is always EOS
         output = original(*args, **kwargs)
@@ -53,7 +54,7 @@ def test_eos_is_generated_and_cut(make_generator: Any, monkeypatch: pytest.Monke
         return output
 
     prompt_len = len(generator.build_prompt(USER))
-    monkeypatch.setattr(generator._model, "forward", favour_eos_after_three)
+    monkeypatch.setattr(generator.backend.model, "forward", favour_eos_after_three)
     reply = generator.run(USER, generation_kwargs={"seed": 0})["replies"][0]
     assert reply.meta["finish_reason"] == "stop"
     assert len(reply.meta["completion_ids"]) == 4 and reply.meta["completion_ids"][-1] == eos
@@ -78,7 +79,7 @@ def test_logprobs_match_the_sampling_distribution(make_generator: Any, temperatu
     reply = generator.run(USER, {"seed": 5, "temperature": temperature, "top_p": top_p})["replies"][0]
     prompt, completion = reply.meta["prompt_ids"], reply.meta["completion_ids"]
     with torch.no_grad():
-        logits = generator._model(input_ids=torch.tensor([prompt + completion])).logits[0].float()
+        logits = generator.backend.model(input_ids=torch.tensor([prompt + completion])).logits[0].float()
     rows = logits[len(prompt) - 1 : len(prompt) - 1 + len(completion)]
     full = torch.log_softmax(rows / (temperature or 1.0), dim=-1)
     expected = full[torch.arange(len(completion)), torch.tensor(completion)]
@@ -95,13 +96,13 @@ def test_logprobs_match_the_sampling_distribution(make_generator: Any, temperatu
 def test_batched_run_async_matches_single_runs(make_generator: Any) -> None:
     generator = make_generator(max_new_tokens=16)
     calls: list[int] = []
-    original = generator._generate
+    original = generator.backend.generate
 
     def counting(requests: list[Any]) -> list[Any]:
         calls.append(len(requests))
         return original(requests)
 
-    generator._generate = counting  # type: ignore[method-assign]
+    generator.backend.generate = counting  # type: ignore[method-assign]
     conversations = [[ChatMessage.from_user("x" * (i * 7 + 1))] for i in range(8)]  # different lengths: padding
 
     async def main() -> list[dict[str, Any]]:
@@ -112,7 +113,7 @@ def test_batched_run_async_matches_single_runs(make_generator: Any) -> None:
 
     outputs = asyncio.run(main())
     assert calls == [8]
-    generator._generate = original  # type: ignore[method-assign]
+    generator.backend.generate = original  # type: ignore[method-assign]
     for i, (conversation, output) in enumerate(zip(conversations, outputs)):
         reply = output["replies"][0]
         _check_reply(generator, conversation, reply)
@@ -130,13 +131,13 @@ def test_shared_prompt_prefix_runs_once_and_finished_rows_leave_the_batch(make_g
     prompts = [generator.build_prompt(conversation) for conversation in conversations]
     prefix = next(i for i in range(len(prompts[0])) if len({tuple(p[: i + 1]) for p in prompts}) > 1)
     batch_sizes: list[tuple[int, int]] = []
-    original = generator._model.forward
+    original = generator.backend.model.forward
 
     def recording(*args: Any, **kwargs: Any) -> Any:
         batch_sizes.append(tuple(kwargs["input_ids"].shape))
         return original(*args, **kwargs)
 
-    generator._model.forward = recording
+    generator.backend.model.forward = recording
 
     async def main() -> list[dict[str, Any]]:
         return await asyncio.gather(*(
@@ -145,7 +146,7 @@ def test_shared_prompt_prefix_runs_once_and_finished_rows_leave_the_batch(make_g
         ))  # fmt: skip
 
     outputs = asyncio.run(main())
-    generator._model.forward = original
+    generator.backend.model.forward = original
     shared_rows, shared_length = batch_sizes[0]
     assert prefix > 100 and (shared_rows, shared_length) == (1, prefix)  # the common prefix ran once, for one row
     assert batch_sizes[1] == (6, max(len(p) for p in prompts) - prefix)  # then each row's own tokens only
@@ -162,8 +163,8 @@ def test_shared_prompt_prefix_runs_once_and_finished_rows_leave_the_batch(make_g
 def test_max_batch_size_splits_batches(make_generator: Any) -> None:
     generator = make_generator(max_new_tokens=3, max_batch_size=3)
     calls: list[int] = []
-    original = generator._generate
-    generator._generate = lambda requests: calls.append(len(requests)) or original(requests)  # type: ignore
+    original = generator.backend.generate
+    generator.backend.generate = lambda requests: calls.append(len(requests)) or original(requests)  # type: ignore
 
     async def main() -> list[dict[str, Any]]:
         return await asyncio.gather(*(generator.run_async(USER, {"seed": i}) for i in range(8)))
@@ -179,7 +180,7 @@ def test_generation_errors_reach_every_caller(make_generator: Any) -> None:
     def broken(requests: list[Any]) -> list[Any]:
         raise RuntimeError("out of memory")
 
-    generator._generate = broken  # type: ignore[method-assign]
+    generator.backend.generate = broken  # type: ignore[method-assign]
 
     async def main() -> list[Any]:
         return await asyncio.gather(*(generator.run_async(USER) for _ in range(3)), return_exceptions=True)
@@ -192,28 +193,61 @@ def test_bad_arguments(make_generator: Any) -> None:
     with pytest.raises(ValueError, match="unsupported generation_kwargs"):
         generator.run(USER, generation_kwargs={"temprature": 0.5})
     with pytest.raises(ValueError, match="history"):
-        TransformersChatGenerator(history="rewrite")  # type: ignore[arg-type]
+        TokenChatGenerator(history="rewrite")  # type: ignore[arg-type]
     with pytest.raises(RuntimeError, match="warm_up"):
-        TransformersChatGenerator().build_prompt(USER)
+        TokenChatGenerator().build_prompt(USER)
     with pytest.raises(RuntimeError, match="gpu"):
         make_generator(device="gpu")
 
 
 def test_serialization_round_trip(qwen3_think_template: Any) -> None:
-    generator = TransformersChatGenerator(
+    generator = TokenChatGenerator(
         model="tiny",
-        max_new_tokens=8,
-        temperature=0.5,
-        top_p=0.9,
+        generation_kwargs={"max_tokens": 8, "temperature": 0.5, "top_p": 0.9},
+        streaming_callback=print_streaming_chunk,
         history="strict",
         max_batch_size=4,
         chat_template=str(qwen3_think_template),
     )
     data = generator.to_dict()
-    assert data["type"] == "haystack_rl.generators.transformers.TransformersChatGenerator"
-    restored = TransformersChatGenerator.from_dict(data)
-    assert restored.to_dict() == data
-    assert TransformersChatGenerator.from_dict(TransformersChatGenerator().to_dict()).model == "tiny"
+    assert data["type"] == "haystack_rl.generators.token.TokenChatGenerator"
+    assert data["init_parameters"]["generation_kwargs"] == {"max_new_tokens": 8, "temperature": 0.5, "top_p": 0.9}
+    assert data["init_parameters"]["streaming_callback"].endswith(".print_streaming_chunk")
+    restored = TokenChatGenerator.from_dict(data)
+    assert restored.to_dict() == data and restored.streaming_callback is print_streaming_chunk
+    assert TokenChatGenerator.from_dict(TokenChatGenerator().to_dict()).model == "tiny"
+    remote = TokenChatGenerator(model="served", base_url="http://127.0.0.1:1/v1", tokenizer="tiny", timeout=5.0)
+    assert TokenChatGenerator.from_dict(remote.to_dict()).to_dict() == remote.to_dict()
+
+
+def test_run_generation_kwargs_override_the_init_ones_key_by_key(make_generator: Any) -> None:
+    generator = make_generator(generation_kwargs={"max_new_tokens": 3, "temperature": 0.0})
+    greedy = generator.run(USER)["replies"][0].meta
+    assert len(greedy["completion_ids"]) <= 3
+    longer = generator.run(USER, generation_kwargs={"max_tokens": 9})["replies"][0].meta  # temperature stays 0
+    assert longer["completion_ids"][: len(greedy["completion_ids"])] == greedy["completion_ids"]
+    assert len(longer["completion_ids"]) > 3 or longer["finish_reason"] == "stop"
+    with pytest.raises(ValueError, match="unsupported generation_kwargs"):
+        TokenChatGenerator(generation_kwargs={"top_k": 5})
+
+
+def test_streaming_callback_gets_the_reply(make_generator: Any, scripted: Any) -> None:
+    chunks: list[StreamingChunk] = []
+    generator = make_generator(streaming_callback=chunks.append)
+    scripted(generator, ["Hello there<|im_end|>", 'Sure.<tool_call>{"name": "add", "arguments": {"a": 1}}</tool_call>'])
+    reply = generator.run(USER)["replies"][0]
+    assert [c.content for c in chunks] == ["Hello there"] and chunks[0].finish_reason == "stop"
+    assert chunks[0].component_info is not None and chunks[0].component_info.type.endswith("TokenChatGenerator")
+    chunks.clear()
+    seen: list[StreamingChunk] = []
+
+    async def on_chunk(chunk: StreamingChunk) -> None:
+        seen.append(chunk)
+
+    reply = asyncio.run(generator.run_async(USER, tools=[ADD], streaming_callback=on_chunk))["replies"][0]
+    assert not chunks and [c.content for c in seen] == ["Sure.", ""]  # the run's callback wins
+    assert seen[1].tool_calls[0].tool_name == "add" and json.loads(seen[1].tool_calls[0].arguments) == {"a": 1}
+    assert seen[-1].finish_reason == "tool_calls" and reply.tool_calls[0].arguments == {"a": 1}
 
 
 ADD = Tool(name="add", description="Add two numbers.", function=lambda a, b: a + b,
@@ -301,11 +335,27 @@ def test_an_episode_that_outgrows_the_context_ends_scored_not_errored(make_gener
     generator = make_generator(max_new_tokens=16)
     generator.warm_up()
     first = len(generator.build_prompt(env.reset(example, 0)[0], None))
-    generator._max_positions = first + 40  # the first turn fits; the second prompt (with the board again) cannot
+    generator.backend.max_context_length = first + 40  # the first turn fits; the second prompt (the board again) not
     rollout = asyncio.run(play_episode(env, generator, example, seed=0))
     assert rollout.error is None and rollout.stop_reason == "context_length" and len(rollout.turns) == 1
     env.rubric.score(rollout)
     assert rollout.metrics["unfinished"] == 1.0  # counted as an unfinished game, and trainable
-    generator._max_positions = first  # not even the first prompt fits: a setup error, reported
+    generator.backend.max_context_length = first  # not even the first prompt fits: a setup error, reported
     rollout = asyncio.run(play_episode(env, generator, example, seed=0))
     assert rollout.stop_reason == "error" and "ContextLengthError" in (rollout.error or "")
+
+
+def test_a_model_that_returns_no_kv_cache_is_an_error_not_garbage(make_generator: Any, monkeypatch: Any) -> None:
+    generator = make_generator()
+    original = generator.backend.model.forward
+
+    def without_cache(*args: Any, **kwargs: Any) -> Any:
+        output = original(*args, **kwargs)
+        for name in ("cache", "past_key_values"):
+            if getattr(output, name, None) is not None:
+                setattr(output, name, None)
+        return output
+
+    monkeypatch.setattr(generator.backend.model, "forward", without_cache)
+    with pytest.raises(RuntimeError, match="no KV cache"):
+        generator.run(USER)
