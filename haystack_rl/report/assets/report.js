@@ -402,10 +402,11 @@
       holder.replaceChildren();
       const width = Math.max(300, (card.clientWidth || 520) - 14);
       const opts = {
-        width, height: 230, scales: { x: { time: false } }, legend: { live: true },
+        width, height: 230, legend: { live: true },
+        scales: { x: { time: false }, y: { range: (u, min, max) => (min === max ? [min - 1, max + 1] : uPlot.rangeNum(min, max, 0.1, true)) } },
         series: [{ label: "step" }, ...series.map((s, i) => ({ label: s.name, stroke: PALETTE[i % PALETTE.length], width: 1.5,
           spanGaps: true, points: { show: chart.x.length <= 60, size: 5 } }))],
-        axes: [{ label: `${chart.stage.toUpperCase()} step` }, {}],
+        axes: [{ label: `${chart.stage.toUpperCase()} step`, incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000] }, {}],
       };
       const plot = new uPlot(opts, [chart.x, ...series.map((s) => s.values)], holder);
       report.charts[chart.id] = { plot, x: chart.x, series: series.map((s) => s.name), stage: chart.stage, title: chart.title };
