@@ -76,7 +76,8 @@ def training_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     out = tmp_path_factory.mktemp("train") / "run"
     Trainer({"env": "reverse_text", "env_args": SMALL_ENV, "output_dir": str(out), "save_steps": 50,
-             "sft": {"steps": 2, "batch": 4}, "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 8},
+             "sft": {"steps": 2, "batch": 4},
+             "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 8},
              "eval": {"num_examples": 2, "max_new_tokens": 8}}).run()  # fmt: skip
     return out
 
@@ -252,7 +253,7 @@ def leaves(value: Any, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]
 def shown_figures(page: Any, section: str) -> dict[tuple[str, ...], tuple[Any, str]]:
     found = page.evaluate(
         """(section) => [...document.querySelectorAll(`.summary[data-section="${section}"] [data-figure]`)]
-             .map((node) => [node.dataset.figure, node.dataset.value, (node.querySelector("td") || node).textContent])""",
+             .map((n) => [n.dataset.figure, n.dataset.value, (n.querySelector("td") || n).textContent])""",
         section,
     )
     return {tuple(json.loads(path)): (json.loads(value), text) for path, value, text in found}
@@ -290,8 +291,7 @@ def test_eval_report_in_chromium(runs: dict[str, Path], browser: ReportBrowser, 
     groups = len({line["group_id"] for line in lines})
     assert rows.count() == (groups if groups < len(lines) else len(lines))
     detail = open_rollout(page)
-    shown = page.evaluate("window.report.tables.run.filters.view")
-    first = lines[0] if shown == "rollouts" else next(line for line in lines if line["group_id"] == lines[0]["group_id"])
+    first = lines[0]  # the first row: the first rollout, or the first group (which opens its first rollout)
     assert detail.locator(".transcript .msg").count() == len(first["messages"])
     assert detail.locator(".reward-fn").count() == len(first["rewards"])
     if first["turns"]:
@@ -309,12 +309,13 @@ def test_eval_report_in_chromium(runs: dict[str, Path], browser: ReportBrowser, 
         assert "</script><script>alert(1)</script>" in open_rollout(page).locator(".error").inner_text()
         page.select_option("select[aria-label=errors]", "")
         page.fill("input[type=search]", "i give up")
-        page.wait_for_function(f"window.report.tables.run.shown() === {sum('I give up' in json.dumps(x) for x in lines)}")
+        gave_up = sum("I give up" in json.dumps(line) for line in lines)
+        page.wait_for_function(f"window.report.tables.run.shown() === {gave_up}")
         page.fill("input[type=search]", "")
-        abacus = next(i for i, line in enumerate(lines) if '"abacus"' in json.dumps(line["messages"]))
-        page.evaluate(f"window.report.tables.run.rollouts.sortBy(window.report.tables.run.rollouts.columns[0], 'asc')")
         page.wait_for_function(f"window.report.tables.run.shown() === {len(lines)}")
-        page.evaluate(f"(() => {{ const t = window.report.tables.run.rollouts; t.select(t.rows.find(r => r.i === {abacus})); }})()")
+        abacus = next(i for i, line in enumerate(lines) if '"abacus"' in json.dumps(line["messages"]))
+        select = "(i) => { const t = window.report.tables.run.rollouts; t.select(t.rows.find(r => r.i === i)); }"
+        page.evaluate(select, abacus)
         assert page.locator(".detail .tool-result.error").count() >= 1
     assert browser.errors == []
     screenshot(page, f"eval-{name}")

@@ -95,7 +95,7 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
     decoder = TokenDecoder.for_model(run.model)
     source = run.path / "results.jsonl"
     rollouts = [rollout_from_record(record, source) for record in run.rollouts]
-    items = [rollout_item(rollout, record, index) for index, (rollout, record) in enumerate(zip(rollouts, run.rollouts))]
+    items = [rollout_item(rollout, record, i) for i, (rollout, record) in enumerate(zip(rollouts, run.rollouts))]
     has_tokens = any(item["tokens"] for item in items)
     vocab: dict[str, str] = {}
     if has_tokens and decoder.available:
@@ -127,7 +127,7 @@ def derived_figures(rollouts: list[Rollout], records: list[dict[str, Any]]) -> d
     share that reach reward 1.0 (as pass@1 counts them).
     """
     stats: dict[str, Any] = dict(tool_use_stats(rollouts))
-    recorded = [r.get("success") for r in records if isinstance(r.get("success"), bool)]
+    recorded = [r["success"] for r in records if isinstance(r.get("success"), bool)]
     if recorded:
         stats["success"] = sum(recorded) / len(recorded)
         stats["success_source"] = f"rollouts' success field ({len(recorded)} of {len(records)} record it)"
@@ -283,8 +283,8 @@ def evals_side_by_side(run: TrainingRun) -> dict[str, Any]:
         columns = [EVAL_LABELS.get(label, label) for label in run.evals]
         flats = [_flat_summary(e.summary) for e in run.evals.values()]
     else:
-        present = [(label, run.summary.get(f"eval_{label}")) for label in EVAL_LABELS]
-        present = [(label, s) for label, s in present if isinstance(s, dict)]
+        present = [(label, run.summary[f"eval_{label}"]) for label in EVAL_LABELS
+                   if isinstance(run.summary.get(f"eval_{label}"), dict)]  # fmt: skip
         columns = [EVAL_LABELS[label] for label, _ in present]
         flats = [{k: v for k, v in s.items() if k != "wall_s"} for _, s in present]
     names = list(dict.fromkeys(k for flat in flats for k in flat))
@@ -343,4 +343,3 @@ def _prompt_of(record: dict[str, Any]) -> str:
     if isinstance(example, dict) and isinstance(example.get("prompt"), str):
         return example["prompt"]
     return ""
-

@@ -37,6 +37,19 @@ class EvalRun:
     :param summary: `metadata.json`'s summary, or one computed from the rollouts when that file is missing.
     :param summary_source: `metadata.json`, or a note that the summary was computed here.
     :param config: The run's configuration (`run.json`, or `metadata.json`'s run info).
+
+    Usage example:
+    ```python
+    import tempfile
+    from haystack_rl.cli import app
+    from haystack_rl.report import load_run
+    from typer.testing import CliRunner
+
+    out = tempfile.mkdtemp()
+    CliRunner().invoke(app, ["eval", "reverse_text", "--model", "baseline:oracle", "-n", "2", "-o", out])
+    run = load_run(out)
+    assert run.model == "baseline:oracle" and len(run.rollouts) == 2 and run.summary["reward_mean"] == 1.0
+    ```
     """
 
     path: Path
@@ -63,6 +76,18 @@ class TrainingRun:
     :param records: `metrics.jsonl`, one dict per logged step (`stage`: sft, grpo or eval).
     :param summary: `summary.json` (eval summaries `eval_before`/`eval_sft`/`eval_after`, wall times), if written.
     :param evals: The evaluations saved under `evals/`, by label (`before`, `sft`, `after`), in that order.
+
+    Usage example:
+    ```python
+    import json, tempfile
+    from pathlib import Path
+    from haystack_rl.report import load_run
+
+    out = Path(tempfile.mkdtemp())
+    (out / "metrics.jsonl").write_text(json.dumps({"stage": "grpo", "step": 1, "reward": 0.25}) + chr(10))
+    run = load_run(out)
+    assert run.records[0]["reward"] == 0.25 and run.evals == {}
+    ```
     """
 
     path: Path
@@ -100,8 +125,8 @@ def load_eval_run(path: Path, label: str | None = None) -> EvalRun:
     """Read an eval run directory (`results.jsonl`, `metadata.json`, `run.json`)."""
     rollouts = read_rollout_dicts(path / RESULTS_FILE)
     if not rollouts:
-        raise ReportError(f"{path / RESULTS_FILE} holds no rollouts; was the run interrupted before its first "
-                          "group finished? Run it again (or finish it with `haystack-rl eval ... --resume`)")  # fmt: skip
+        raise ReportError(f"{path / RESULTS_FILE} holds no rollouts; was the run interrupted before its first group "
+                          "finished? Run it again, or finish it with `haystack-rl eval ... --resume`")  # fmt: skip
     metadata = _read_json(path / METADATA_FILE)
     run_info = metadata.get("run") or {}
     config = _read_json(path / RUN_FILE) or run_info.get("config") or run_info

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from haystack_rl.report.html import render_html
@@ -11,7 +12,7 @@ from haystack_rl.report.runs import load_run
 REPORT_FILE = "report.html"
 
 
-def write_report(run_dirs: list[str | Path], output: str | Path | None = None, title: str | None = None) -> Path:
+def write_report(run_dirs: Sequence[str | Path], output: str | Path | None = None, title: str | None = None) -> Path:
     """
     Write the HTML report of a run, or of two runs compared, and return its path.
 
@@ -23,6 +24,7 @@ def write_report(run_dirs: list[str | Path], output: str | Path | None = None, t
     Usage example:
     ```python
     import asyncio, tempfile
+    from collections.abc import Sequence
     from pathlib import Path
     from haystack_rl import RolloutRunner, load_environment
     from haystack_rl.generators import FunctionChatGenerator

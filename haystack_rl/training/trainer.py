@@ -32,8 +32,9 @@ class Trainer:
 
     Writes `output_dir/metrics.jsonl` (one line per logged step: stage, reward mean/std, each reward
     function, completion length, step time; eval lines), `output_dir/learning_curve.png`,
-    `output_dir/summary.json` and each evaluation's rollouts (`output_dir/evals/before|sft|after/`, as an eval
-    run: `haystack-rl report output_dir` shows them). Checkpoints every `save_steps`; `run(resume=True)` continues from the last.
+    `output_dir/summary.json` and each evaluation's rollouts (`output_dir/evals/before|sft|after/`, as an
+    eval run: `haystack-rl report output_dir` shows them). Checkpoints every `save_steps`; `run(resume=True)`
+    continues from the last.
 
     Under several processes (`torchrun --nproc_per_node N`), every process trains (DDP) and only rank 0
     evaluates and writes the log, the plot, the summary and the final model; the others return no eval.
