@@ -184,6 +184,13 @@ def test_training_run_saves_its_evaluations_and_logs_one_curve_point_per_step(tr
     assert data["comparisons"][0]["a"] == "before" and data["comparisons"][0]["b"] == "after"
 
 
+def test_a_training_run_compares_through_its_last_evaluation(training_run: Path, runs: dict[str, Path]) -> None:
+    data = page_data([load_run(training_run), load_run(runs["reverse"])])
+    assert [s["label"] for s in data["sections"]] == ["A: run (after)", "B: reverse"]
+    assert data["sections"][0]["summary"] == metadata(training_run / "evals" / "after")["summary"]
+    assert data["training"] is None and len(data["comparisons"][0]["rows"]) == 4  # the examples of both runs
+
+
 # --- the command ------------------------------------------------------------------------------------
 def test_report_command_writes_the_page_into_the_run(runs: dict[str, Path]) -> None:
     result = invoke("report", runs["reverse"])

@@ -10,7 +10,7 @@ from typing import Any
 
 from haystack.dataclasses import ChatMessage
 
-from haystack_rl.report.runs import EVAL_LABELS, EvalRun, ReportError, TrainingRun, rollout_from_record
+from haystack_rl.report.runs import EVAL_LABELS, EVALS_DIR, EvalRun, ReportError, TrainingRun, rollout_from_record
 from haystack_rl.report.tokens import TokenDecoder, token_view
 from haystack_rl.results import tool_use_stats
 from haystack_rl.rollout import Rollout
@@ -59,10 +59,7 @@ def page_data(runs: list[EvalRun | TrainingRun], title: str | None = None) -> di
     }
     if len(runs) == 2:
         a, b = (_comparable(run) for run in runs)
-        labels = [f"A: {a.path.name or a.label}", f"B: {b.path.name or b.label}"]
-        if labels[0] == labels[1]:
-            labels = ["A", "B"]
-        data["sections"] = [eval_section(a, "A", labels[0]), eval_section(b, "B", labels[1])]
+        data["sections"] = [eval_section(a, "A", f"A: {_run_name(a)}"), eval_section(b, "B", f"B: {_run_name(b)}")]
         data["comparisons"] = [comparison(a, b, "A", "B")]
         return data
     run = runs[0]
@@ -75,6 +72,13 @@ def page_data(runs: list[EvalRun | TrainingRun], title: str | None = None) -> di
         first, last = list(run.evals)[0], list(run.evals)[-1]
         data["comparisons"] = [comparison(run.evals[first], run.evals[last], first, last)]
     return data
+
+
+def _run_name(run: EvalRun) -> str:
+    """`calc` for an eval run; `runs/rt (after)` for a training run's saved evaluation."""
+    if run.path.parent.name == EVALS_DIR:
+        return f"{run.path.parent.parent.name} ({EVAL_LABELS.get(run.label, run.label)})"
+    return run.path.name or run.label
 
 
 def _comparable(run: EvalRun | TrainingRun) -> EvalRun:
@@ -92,15 +96,13 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
     One evaluation as the page shows it: the summary exactly as recorded, a few figures derived from the
     rollouts (labelled so), and every rollout with its transcript and token view.
     """
-    decoder = TokenDecoder.for_model(run.model)
     source = run.path / "results.jsonl"
     rollouts = [rollout_from_record(record, source) for record in run.rollouts]
     items = [rollout_item(rollout, record, i) for i, (rollout, record) in enumerate(zip(rollouts, run.rollouts))]
     has_tokens = any(item["tokens"] for item in items)
-    vocab: dict[str, str] = {}
-    if has_tokens and decoder.available:
-        ids = {i for item in items if item["tokens"] for i in (*item["tokens"]["prompt"], *item["tokens"]["ids"])}
-        vocab = {str(k): v for k, v in decoder.pieces(sorted(ids)).items()}
+    decoder = TokenDecoder.for_model(run.model) if has_tokens else TokenDecoder()
+    ids = {i for item in items if item["tokens"] for i in (*item["tokens"]["prompt"], *item["tokens"]["ids"])}
+    vocab = {str(k): v for k, v in decoder.pieces(sorted(ids)).items()}
     return {
         "id": section_id,
         "label": label,
@@ -115,7 +117,7 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
         "metric_names": sorted({name for item in items for name in item["metrics"]}),
         "rollouts": items,
         "vocab": vocab,
-        "token_note": decoder.note if has_tokens else "",
+        "token_note": decoder.note,
     }
 
 
