@@ -140,11 +140,23 @@ def test_a_rollout_record_from_a_newer_version_is_read(runs: dict[str, Path], tm
     copy = tmp_path / "newer"
     copy.mkdir()
     lines = records(runs["reverse"] / "results.jsonl")
-    lines[0]["success"] = True  # a field this version's Rollout does not have
+    lines[0]["judge_notes"] = {"tone": "fine"}  # a field this version's Rollout does not have
     (copy / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     section = page_data([load_run(copy)])["sections"][0]
-    assert section["rollouts"][0]["success"] is True and section["rollouts"][1]["success"] is None
-    assert section["derived"]["success"] == 1.0 and "1 of 8" in section["derived"]["success_source"]
+    assert len(section["rollouts"]) == 8 and section["rollouts"][0]["reward"] == lines[0]["reward"]
+
+
+def test_success_comes_from_the_summary_or_else_from_the_rollouts(runs: dict[str, Path], tmp_path: Path) -> None:
+    section = page_data([load_run(runs["calculator"])])["sections"][0]
+    assert section["summary"]["success"] == 1.0 and "success" not in section["derived"]
+    old = tmp_path / "old"
+    old.mkdir()
+    lines = records(runs["messy"] / "results.jsonl")
+    for line in lines:
+        line.pop("success", None)  # results written before rollouts carried the environment's verdict
+    (old / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    derived = page_data([load_run(old)])["sections"][0]["derived"]
+    assert derived["success"] == 0.0 and derived["success_source"] == "share of rollouts with reward >= 1.0"
 
 
 def test_the_page_embeds_data_that_cannot_close_its_script_block(runs: dict[str, Path]) -> None:

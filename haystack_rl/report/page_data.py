@@ -112,7 +112,7 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
         "config": run.config,
         "summary": run.summary,
         "summary_source": run.summary_source,
-        "derived": derived_figures(rollouts, run.rollouts),
+        "derived": derived_figures(rollouts, run.summary),
         "reward_names": sorted({name for item in items for name in item["rewards"]}),
         "metric_names": sorted({name for item in items for name in item["metrics"]}),
         "rollouts": items,
@@ -121,20 +121,17 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
     }
 
 
-def derived_figures(rollouts: list[Rollout], records: list[dict[str, Any]]) -> dict[str, Any]:
+def derived_figures(rollouts: list[Rollout], summary: dict[str, Any]) -> dict[str, Any]:
     """
-    Figures computed from the rollouts (not in every summary): success, tool use, errors by kind.
-
-    `success` is the share of rollouts whose own `success` is true when the rollouts record it, else the
-    share that reach reward 1.0 (as pass@1 counts them).
+    Figures computed from the rollouts that the summary may lack: tool use, errors by kind, and success when
+    the summary has none (older runs): the environment's verdicts, else the share reaching reward 1.0.
     """
     stats: dict[str, Any] = dict(tool_use_stats(rollouts))
-    recorded = [r["success"] for r in records if isinstance(r.get("success"), bool)]
-    if recorded:
-        stats["success"] = sum(recorded) / len(recorded)
-        stats["success_source"] = f"rollouts' success field ({len(recorded)} of {len(records)} record it)"
+    if "success" in summary:
+        stats.pop("success", None)
     elif "success" in stats:
-        stats["success_source"] = "share of rollouts with reward >= 1.0"
+        verdicts = any(r.success is not None for r in rollouts)
+        stats["success_source"] = "the environment's verdicts" if verdicts else "share of rollouts with reward >= 1.0"
     stats["errors_by_kind"] = dict(Counter(error_kind(r.error) for r in rollouts if r.error).most_common())
     return stats
 
@@ -159,7 +156,7 @@ def rollout_item(rollout: Rollout, record: dict[str, Any], index: int) -> dict[s
         "rewards": rollout.rewards,
         "metrics": rollout.metrics,
         "reward_errors": rollout.reward_errors,
-        "success": record.get("success") if isinstance(record.get("success"), bool) else None,
+        "success": rollout.success,
         "stop_reason": rollout.stop_reason or "unknown",
         "error": rollout.error,
         "error_kind": error_kind(rollout.error) if rollout.error else None,
