@@ -77,8 +77,8 @@ def training_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "run"
     Trainer({"env": "reverse_text", "env_args": SMALL_ENV, "output_dir": str(out), "save_steps": 50,
              "sft": {"steps": 2, "batch": 4},
-             "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 8},
-             "eval": {"num_examples": 2, "max_new_tokens": 8}}).run()  # fmt: skip
+             "grpo": {"steps": 2, "batch": 4, "num_generations": 2, "max_new_tokens": 40},
+             "eval": {"num_examples": 2, "max_new_tokens": 40}}).run()  # fmt: skip
     return out
 
 
@@ -155,6 +155,9 @@ def test_success_comes_from_the_summary_or_else_from_the_rollouts(runs: dict[str
     for line in lines:
         line.pop("success", None)  # results written before rollouts carried the environment's verdict
     (old / "results.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    older_metadata = metadata(runs["messy"])
+    del older_metadata["summary"]["success"]
+    (old / "metadata.json").write_text(json.dumps(older_metadata))
     derived = page_data([load_run(old)])["sections"][0]["derived"]
     assert derived["success"] == 0.0 and derived["success_source"] == "share of rollouts with reward >= 1.0"
 

@@ -67,7 +67,7 @@ def test_a_training_run_logs_to_tensorboard_when_asked(tmp_path: Path) -> None:
     trainer = Trainer({"env": "reverse_text", "env_args": {"num_train_examples": 8, "num_eval_examples": 2},
                        "output_dir": str(tmp_path / "run"), "report_to": ["tensorboard"],
                        "sft": {"steps": 1, "batch": 2}, "grpo": {"steps": 1, "batch": 2, "num_generations": 2,
-                                                                   "max_new_tokens": 4}},
+                                                                   "max_new_tokens": 64}},
                       evaluate_before_after=False)  # fmt: skip
     trainer.add_callback(ArgsSpy())
     trainer.run()
