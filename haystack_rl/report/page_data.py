@@ -98,7 +98,7 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
     """
     source = run.path / "results.jsonl"
     rollouts = [rollout_from_record(record, source) for record in run.rollouts]
-    items = [rollout_item(rollout, record, i) for i, (rollout, record) in enumerate(zip(rollouts, run.rollouts))]
+    items = [rollout_item(rollout, index) for index, rollout in enumerate(rollouts)]
     has_tokens = any(item["tokens"] for item in items)
     decoder = TokenDecoder.for_model(run.model) if has_tokens else TokenDecoder()
     ids = {i for item in items if item["tokens"] for i in (*item["tokens"]["prompt"], *item["tokens"]["ids"])}
@@ -141,7 +141,7 @@ def error_kind(error: str) -> str:
     return ":".join(error.split(":", 2)[:2]).strip()
 
 
-def rollout_item(rollout: Rollout, record: dict[str, Any], index: int) -> dict[str, Any]:
+def rollout_item(rollout: Rollout, index: int) -> dict[str, Any]:
     """One rollout as the page's table and transcript viewer read it (token data only when it exists)."""
     tokens = token_view(rollout)
     answer = parsed_answer(rollout.completion)
