@@ -430,8 +430,8 @@ def test_progress_bar_shows_the_step_just_logged_and_each_stage_its_own_figures(
         callback.on_step_end(args, state, control)  # type: ignore[arg-type]
         callback.on_log(args, state, control, logs=logs)  # type: ignore[arg-type]  # HF logs after on_step_end
     sft, grpo = progress.tasks
-    assert (sft.description, sft.fields["info"]) == ("SFT", "loss 1.250")
-    assert (grpo.description, grpo.fields["info"]) == ("GRPO", "reward 0.500")
+    assert (sft.description, sft.fields["info"]) == ("SFT", "loss(avg1) 1.250")
+    assert (grpo.description, grpo.fields["info"]) == ("GRPO", "reward(avg1) 0.500")
 
 
 # --- several processes (torchrun, gloo) ---------------------------------------------------------

@@ -170,6 +170,8 @@ class TrainConfig:
     :param save_steps: Checkpoint every N steps (SFT and GRPO).
     :param allow_modules: Modules (of your own) that the environment's YAML, an agent file or a code reference
         may import when loaded (Haystack's deserialization allowlist; `haystack_rl` and Haystack are trusted).
+    :param report_to: Trackers that also get the SFT and GRPO logs, passed to TRL's `report_to` (`tensorboard`,
+        `wandb`, `trackio`, a list of them, or `none`: local files only, `metrics.jsonl` and the plot).
 
     Usage example:
     ```python
@@ -194,6 +196,7 @@ class TrainConfig:
     seed: int = 0
     save_steps: int = 50
     allow_modules: list[str] = field(default_factory=list)
+    report_to: list[str] | str = "none"
     sft: SFTSettings = field(default_factory=SFTSettings)
     grpo: GRPOSettings = field(default_factory=GRPOSettings)
     lora: LoRASettings = field(default_factory=LoRASettings)

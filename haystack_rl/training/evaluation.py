@@ -51,11 +51,15 @@ def evaluate(
     seed: int = 0,
     generation_kwargs: dict[str, Any] | None = None,
     concurrency: int = 32,
+    output_dir: str | None = None,
+    run_info: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """
     Play the eval split with `policy` and summarize (see `summarize`).
 
     :param concurrency: Episodes in flight (the generator batches concurrent requests into one forward pass).
+    :param output_dir: Save the rollouts there as an eval run does (`results.jsonl`, and `metadata.json`
+        with `run_info`), so `haystack-rl report` can show them.
     """
     runner = RolloutRunner(
         environment,
@@ -66,8 +70,12 @@ def evaluate(
         seed=seed,
         split="eval",
         num_examples=num_examples,
+        output_dir=output_dir,
     )
-    return summarize(runner.run()["rollouts"])
+    rollouts = runner.run()["rollouts"]
+    if output_dir is not None:
+        results.ResultsWriter(output_dir, breakdowns=list(environment.summary_breakdowns)).run(rollouts, run_info)
+    return summarize(rollouts)
 
 
 def evaluate_model(
@@ -78,8 +86,16 @@ def evaluate_model(
     num_examples: int | None = None,
     rollouts_per_example: int = 1,
     seed: int = 0,
+    output_dir: str | None = None,
 ) -> dict[str, Any]:
-    """`evaluate` a model directory, sampled at `temperature` (0: greedy) with at most `max_new_tokens` per turn."""
+    """
+    `evaluate` a model directory, sampled at `temperature` (0: greedy) with at most `max_new_tokens` per turn;
+    with `output_dir`, the rollouts are saved there (see `evaluate`), recording this model directory.
+    """
     policy = make_policy(model, max_new_tokens, temperature)
     generation_kwargs = {"max_new_tokens": max_new_tokens, "temperature": temperature}
-    return evaluate(environment, policy, num_examples, rollouts_per_example, seed, generation_kwargs)
+    run_info = {"config": {"env": environment.name, "model": model, "num_examples": num_examples,
+                           "rollouts_per_example": rollouts_per_example, "seed": seed, "split": "eval",
+                           "max_tokens": max_new_tokens, "temperature": temperature}}  # fmt: skip
+    return evaluate(environment, policy, num_examples, rollouts_per_example, seed, generation_kwargs,
+                    output_dir=output_dir, run_info=run_info)  # fmt: skip

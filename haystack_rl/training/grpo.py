@@ -75,7 +75,7 @@ def grpo_args(config: TrainConfig, output_dir: str | Path, reward_weights: list[
         "logging_steps": 1,
         "save_steps": config.save_steps,
         "save_total_limit": 2,
-        "report_to": "none",
+        "report_to": config.report_to,
         "seed": config.seed,
         "use_vllm": grpo.use_vllm,
         "vllm_mode": grpo.vllm_mode,

@@ -235,7 +235,7 @@ def run_sft(
         "logging_steps": max(1, min(10, settings.steps // 20 or 1)),
         "save_steps": config.save_steps,
         "save_total_limit": 2,
-        "report_to": "none",
+        "report_to": config.report_to,
         **cpu_friendly_args(),
         "seed": config.seed,
         "max_length": settings.max_length,

@@ -13,6 +13,7 @@ from haystack import component, default_from_dict, default_to_dict
 
 from haystack_rl.deploy import training_card, write_training_card
 from haystack_rl.models.tiny import resolve_model
+from haystack_rl.report.runs import EVALS_DIR
 from haystack_rl.training.callbacks import CURVE_FILE, METRICS_FILE, append_record, plot_learning_curve
 from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.distributed import is_main_process, wait_for_everyone
@@ -30,8 +31,10 @@ class Trainer:
     then a plain HF model directory at `output_dir/final` (tokenizer and chat template included).
 
     Writes `output_dir/metrics.jsonl` (one line per logged step: stage, reward mean/std, each reward
-    function, completion length, step time; eval lines), `output_dir/learning_curve.png` and
-    `output_dir/summary.json`. Checkpoints every `save_steps`; `run(resume=True)` continues from the last.
+    function, completion length, step time; eval lines), `output_dir/learning_curve.png`,
+    `output_dir/summary.json` and each evaluation's rollouts (`output_dir/evals/before|sft|after/`, as an
+    eval run: `haystack-rl report output_dir` shows them). Checkpoints every `save_steps`; `run(resume=True)`
+    continues from the last.
 
     Under several processes (`torchrun --nproc_per_node N`), every process trains (DDP) and only rank 0
     evaluates and writes the log, the plot, the summary and the final model; the others return no eval.
@@ -74,7 +77,7 @@ class Trainer:
             if not resume and out.exists():
                 for stale in (METRICS_FILE, CURVE_FILE, "summary.json"):
                     (out / stale).unlink(missing_ok=True)
-                for stale_dir in ("sft", "grpo", "final"):
+                for stale_dir in ("sft", "grpo", "final", EVALS_DIR):
                     shutil.rmtree(out / stale_dir, ignore_errors=True)
             out.mkdir(parents=True, exist_ok=True)
             (out / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
@@ -122,8 +125,10 @@ class Trainer:
     def _evaluate(self, config: TrainConfig, environment: Any, model_dir: str, label: str) -> dict[str, Any]:
         max_new = config.eval.max_new_tokens or config.grpo.max_new_tokens
         start = time.perf_counter()
+        saved = Path(config.output_dir) / EVALS_DIR / label  # rollouts for `haystack-rl report`, as an eval run
+        shutil.rmtree(saved, ignore_errors=True)  # always this evaluation's own rollouts, never an older run's
         summary = evaluate_model(environment, model_dir, max_new, config.eval.temperature, config.eval.num_examples,
-                                 config.eval.rollouts_per_example, config.seed)  # fmt: skip
+                                 config.eval.rollouts_per_example, config.seed, output_dir=str(saved))  # fmt: skip
         summary["wall_s"] = time.perf_counter() - start
         append_record(Path(config.output_dir) / METRICS_FILE, {"stage": "eval", "label": label, "time": time.time(),
                                                               "eval_reward": summary["reward"]})  # fmt: skip
