@@ -77,7 +77,7 @@ def deployment_card(agent_yaml: str | Path | dict[str, Any]) -> dict[str, Any]:
         "generator": type(generator).__name__,
         "model": str(model) if model is not None else None,
         "chat_template_sha256": _sha(template),
-        "tool_format": _tool_format(template),
+        "tool_format": getattr(generator, "tool_parser", None) or _tool_format(template),
         "tools": {tool.name: tool.tool_spec for tool in flatten_tools_or_toolsets(agent.tools)},
         "system_prompt": agent.system_prompt,
         "max_turns": agent.max_agent_steps,
@@ -101,7 +101,8 @@ def pipeline_deployment_cards(pipeline_yaml: str | Path, generators: list[str]) 
             template = Path(str(template)).read_text(encoding="utf-8")
         if template is None and model is not None:
             template = _model_template(model)
-        cards[name] = {"model": model, "chat_template_sha256": _sha(template), "tool_format": _tool_format(template),
+        tool_format = params.get("tool_parser") or _tool_format(template)
+        cards[name] = {"model": model, "chat_template_sha256": _sha(template), "tool_format": tool_format,
                        **_generation_settings(params)}  # fmt: skip
     return cards
 

@@ -394,3 +394,35 @@ def test_many_small_calls_are_linear() -> None:
     mistral = MistralToolParser().parse("[TOOL_CALLS]a[ARGS]{}" * 20_000)
     assert len(mistral.tool_calls) == 20_000
     assert time.perf_counter() - start < 5.0
+
+
+def test_the_generator_reads_calls_in_its_template_s_format(tiny_model_path: Path, scripted: Any) -> None:
+    """A Llama 3 model's calls are tool calls, not final answers (they were, when only Hermes was read)."""
+    from haystack.dataclasses import ChatMessage
+    from haystack.tools import create_tool_from_function
+
+    from haystack_rl.generators import TokenChatGenerator
+
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    llama = template("llama3_1")
+    generator = TokenChatGenerator(model=str(tiny_model_path), chat_template=llama)
+    generator.warm_up()
+    assert generator.parser.name == "llama3_json"
+    scripted(
+        generator,
+        [
+            '{"name": "add", "parameters": {"a": 2, "b": 3}}<|im_end|>',
+            '{"name": "add", "parameters": {"a": 2,}}<|im_end|>',
+        ],
+    )
+    tools = [create_tool_from_function(add)]
+    reply = generator.run([ChatMessage.from_user("2+3?")], tools=tools)["replies"][0]
+    assert [(c.tool_name, c.arguments) for c in reply.tool_calls] == [("add", {"a": 2, "b": 3})]
+    near_miss = generator.run([ChatMessage.from_user("2+3?")], tools=tools)["replies"][0]
+    assert not near_miss.tool_calls and near_miss.meta["tool_call_errors"]  # counted, never a silent answer
+    named = TokenChatGenerator(model=str(tiny_model_path), tool_parser="hermes")
+    named.warm_up()
+    assert named.parser.name == "hermes" and TokenChatGenerator.from_dict(named.to_dict()).tool_parser == "hermes"

@@ -11,12 +11,12 @@ from typing import Any
 from haystack import component, default_from_dict, default_to_dict, logging
 from haystack.dataclasses import ChatMessage, ComponentInfo, FinishReason, StreamingChunk, ToolCallDelta
 from haystack.dataclasses.streaming_chunk import StreamingCallbackT, select_streaming_callback
-from haystack.tools import ToolsType
+from haystack.tools import ToolsType, flatten_tools_or_toolsets
 from haystack.utils import Secret, deserialize_callable, deserialize_secrets_inplace, serialize_callable
 
 from haystack_rl.backends.base import Completion, GenerationBackend, GenerationRequest
 from haystack_rl.chat import HISTORY_MODES, ChatFormat, ContextLengthError, HistoryMode, load_tokenizer, stop_token_ids
-from haystack_rl.generators.tool_calls import parse_tool_calls
+from haystack_rl.chat.tool_parsers import ToolCallParser, get_parser, parser_for
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ class TokenChatGenerator:
     `model`, when it is a local directory); in training, the trainer's backend (`use_backend`).
 
     With `tools`, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks in the completion become
-    `ToolCall`s on the reply; a malformed block stays in the text and is listed in `meta["tool_call_errors"]`.
+    `ToolCall`s on the reply, read in the format of the model's chat template (`tool_parser`); a block that
+    looks like a call but does not parse stays in the text and is listed in `meta["tool_call_errors"]`.
     `streaming_callback` gets the reply as `StreamingChunk`s once it is complete (its text, then each tool call).
 
     Usage example:
@@ -72,6 +73,7 @@ class TokenChatGenerator:
         api_key: Secret = Secret.from_env_var("OPENAI_API_KEY", strict=False),
         timeout: float = 60.0,
         max_retries: int = 2,
+        tool_parser: str | None = None,
     ) -> None:
         """
         Create the generator (the tokenizer and model load in `warm_up`).
@@ -92,6 +94,10 @@ class TokenChatGenerator:
         :param api_key: With `base_url`: the server's API key.
         :param timeout: With `base_url`: seconds per request.
         :param max_retries: With `base_url`: retries of a failed request.
+        :param tool_parser: How tool calls are read from a completion: a name of
+            `haystack_rl.chat.tool_parsers.TOOL_PARSER_NAMES`, or None to pick the format the chat template
+            renders (`parser_for`: Hermes/Qwen, Qwen 3.5 XML, Llama 3 JSON, Mistral, GPT-OSS, or the tokenizer's
+            response template).
         """
         if history not in HISTORY_MODES:
             raise ValueError(f"history must be 'keep' or 'strict', not {history!r}")
@@ -111,6 +117,8 @@ class TokenChatGenerator:
         self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
+        self.tool_parser = tool_parser
+        self._parser: ToolCallParser | None = None
         self._backend: GenerationBackend | None = None
         self._chat: ChatFormat | None = None
         self._lock = threading.Lock()
@@ -150,6 +158,19 @@ class TokenChatGenerator:
     def _use(self, backend: GenerationBackend, tokenizer: Any) -> None:
         self._chat = ChatFormat(tokenizer, self.chat_template, self.history, backend.stop_ids, repr(self.model))
         self._backend = backend
+        self._parser = None
+
+    @property
+    def parser(self) -> ToolCallParser:
+        """The tool-call parser (after `warm_up`): the one named in `tool_parser`, or the chat template's format."""
+        if self._parser is None:
+            if self.tool_parser is not None:
+                self._parser = get_parser(self.tool_parser)
+            elif self.chat_template is None and getattr(self.chat.tokenizer, "response_template", None):
+                self._parser = parser_for(self.chat.tokenizer)
+            else:
+                self._parser = parser_for(self.chat.template)
+        return self._parser
 
     @property
     def backend(self) -> GenerationBackend:
@@ -264,7 +285,8 @@ class TokenChatGenerator:
         }
         if tools:
             prefix = "call_" + hashlib.sha256(repr((request.prompt_ids, ids)).encode()).hexdigest()[:12]
-            parsed = parse_tool_calls(text, id_prefix=prefix)
+            specs = [tool.tool_spec for tool in flatten_tools_or_toolsets(tools)]
+            parsed = self.parser.parse(text, id_prefix=prefix, tools=specs)
             if parsed.errors:
                 meta["tool_call_errors"] = parsed.errors
             if parsed.tool_calls:
@@ -303,6 +325,7 @@ class TokenChatGenerator:
             api_key=self.api_key.to_dict(),
             timeout=self.timeout,
             max_retries=self.max_retries,
+            tool_parser=self.tool_parser,
         )
 
     @classmethod
