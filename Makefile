@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 ## The main job on the embedded default model: evaluate, warm-start (SFT), GRPO, evaluate again.
 ## A few minutes on 2 cores; prints the before/after table and saves runs/demo/learning_curve.png.
 demo: setup
-	$(BIN)/haystack-rl train pipelines/train_reverse_text.yml --set output_dir=runs/demo \
+	$(BIN)/haystack-rl train configs/train_reverse_text.yml --set output_dir=runs/demo \
 		--set sft.steps=120 --set grpo.steps=6 --set eval.num_examples=30
 
 ## The test suite.

@@ -1,6 +1,6 @@
 """Bench: SFT warm start then GRPO on `tiny` for reverse_text; SFT-only vs SFT+GRPO eval reward and wall times.
 
-Usage: python bench/train_reverse_text.py [--config pipelines/train_reverse_text.yml] [--sft-steps N] [--grpo-steps N]
+Usage: python bench/train_reverse_text.py [--config configs/train_reverse_text.yml] [--sft-steps N] [--grpo-steps N]
 Target (issue 5): mean eval reward >= 0.9 within 15 minutes of total training (SFT + GRPO) on 2 CPU cores.
 """
 
@@ -15,7 +15,7 @@ from haystack_rl.training import Trainer
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--config", default="pipelines/train_reverse_text.yml", help="the training config to measure")
+    parser.add_argument("--config", default="configs/train_reverse_text.yml", help="the training config to measure")
     parser.add_argument("--sft-steps", type=int, help="override sft.steps")
     parser.add_argument("--grpo-steps", type=int, help="override grpo.steps")
     parser.add_argument("--eval-examples", type=int, default=100)

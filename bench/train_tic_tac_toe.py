@@ -11,7 +11,7 @@ Usage: python bench/train_tic_tac_toe.py [--part weak|expert|both] [--sft-steps 
   wins and no losses against a random opponent, >= 90% draws against the pure minimax opponent.
 
 Every evaluation is `--games` games on the eval split (greedy; the model starts half of them).
-The GRPO settings come from pipelines/train_tic_tac_toe.yml; `--set` overrides any config key. SFT and GRPO
+The GRPO settings come from configs/train_tic_tac_toe.yml; `--set` overrides any config key. SFT and GRPO
 are two `Trainer` runs in OUTPUT/PART/sft and OUTPUT/PART/grpo (each with metrics.jsonl and a learning curve).
 A smoke run in a minute or two of CPU: `--sft-steps 2 --grpo-steps 1 --games 2 --set env_args.num_train_examples=4
 --set sft.batch=4 --set grpo.batch=4 --set grpo.num_generations=2`.

@@ -4,7 +4,7 @@ Deploying means: the shipped YAML pipeline (pipelines/tic_tac_toe_eval.yml) runs
 model path, which now points at the tuned checkpoint. A few minutes on 2 cores with the defaults below.
 
 Run: python examples/train_and_deploy.py [--sft-steps 200] [--grpo-steps 10] [--games 40] [--output DIR]
-     [--set key.sub=value ...]   (any override of pipelines/train_tic_tac_toe.yml)
+     [--set key.sub=value ...]   (any override of configs/train_tic_tac_toe.yml)
 """
 
 from __future__ import annotations

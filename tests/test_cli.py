@@ -89,7 +89,7 @@ def test_default_output_dir_is_named_after_env_and_model(tmp_path, monkeypatch):
             ["reverse_text", "--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--api-key-env", "HRL_UNSET_VAR_X"],
             "HRL_UNSET_VAR_X",
         ),
-        (["reverse_text", "--model", "baseline:oracle", "--split", "test"], "--split must be eval or train"),
+        (["reverse_text", "--model", "baseline:oracle", "--split", "test"], "split: input should be 'eval' or 'train'"),
     ],
 )
 def test_bad_inputs_give_one_line_errors(args, message):

@@ -131,15 +131,14 @@ def three_transcripts(tmp_path: Path, agent_yaml: Path, task: dict[str, Any], fu
 
     trust_modules(allow)
     env = ToolEnv.from_agent(agent_yaml, [task])
-    func = EnvRolloutFunc(env, str(tiny_dir), num_generations=1, seed=0, max_new_tokens=128)
-    generator = func.generator
-    generator.warm_up()
-    scripted(generator, completion_texts(a.messages))  # the model writes what the scripted policy answered
-    row = example_row(env, env.examples("train")[0], 0)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    func = EnvRolloutFunc(env, str(tiny_dir), num_generations=1, seed=0, max_new_tokens=128)
     stub = type("Trainer", (), {"model": AutoModelForCausalLM.from_pretrained(tiny_dir),
                                 "processing_class": AutoTokenizer.from_pretrained(tiny_dir)})()  # fmt: skip
+    func._attach(stub)  # the trainer's backend, which the model's replies are scripted on
+    scripted(func.generator, completion_texts(a.messages))  # the model writes what the scripted policy answered
+    row = example_row(env, env.examples("train")[0], 0)
     func([row["prompt"]], stub)
     b = func.last_rollouts[0]
     assert b.info["tool_calls"] == a.info["tool_calls"] and b.info["tool_errors"] == a.info["tool_errors"]

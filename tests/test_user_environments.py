@@ -205,7 +205,7 @@ def test_a_user_environment_trains_with_sft_and_a_grpo_step(user_dir: Path, tiny
         (["higher_lower.py:hints"], "returned list, not an Environment"),
         (["higher_lower.py:load_environment", "--model", "baseline:nope"], "or any scripted policy as baseline:"),
         (["higher_lower.py:load_environment", "--set", "concurrency"], "expected KEY[.SUB...]=VALUE"),
-        (["higher_lower.py:load_environment", "--set", "speed=3"], "--set speed: unknown eval setting"),
+        (["higher_lower.py:load_environment", "--set", "speed=3"], "unknown key 'speed'; valid:"),
         (["higher_lower.py:load_environment", "--allow-module", "not a module"], "not a module name"),
     ],
 )

@@ -157,3 +157,12 @@ def test_tic_tac_toe_pipeline_plays_full_games_with_the_tiny_model(tmp_path, tin
             ids = turn.completion_ids
             body = ids[:-1] if ids[-1] == tokenizer.eos_token_id else ids
             assert tokenizer.decode(body, skip_special_tokens=False) == reply
+
+
+def test_pipelines_hold_only_pipelines_and_configs_only_valid_train_configs() -> None:
+    from haystack_rl.training.config import TrainConfig
+
+    root = Path(__file__).parent.parent
+    assert all("components" in (yaml.safe_load(p.read_text()) or {}) for p in (root / "pipelines").glob("*.yml"))
+    configs = sorted((root / "configs").glob("*.yml"))
+    assert configs and all(TrainConfig.from_yaml(path) for path in configs)

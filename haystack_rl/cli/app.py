@@ -46,10 +46,12 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     from haystack_rl.policies import PolicySpecError
     from haystack_rl.registry import UnknownEnvironmentError
     from haystack_rl.serialization import SerializationError
+    from haystack_rl.settings import SettingsError
     from haystack_rl.trust import UserCodeError
 
     return (CliError, UserCodeError, OverrideError, PolicySpecError, UnknownEnvironmentError, AgentDefinitionError,
-            SerializationError, DeserializationError, DemonstrationError, *_training_errors())  # fmt: skip
+            SerializationError, DeserializationError, DemonstrationError, SettingsError,
+            *_training_errors())  # fmt: skip
 
 
 def _training_errors() -> tuple[type[BaseException], ...]:

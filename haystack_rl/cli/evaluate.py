@@ -7,15 +7,16 @@ import os
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import typer
+from pydantic import Field
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from haystack_rl.cli.app import CliError, app, command_line, console, err_console, quiet_libraries, user_errors
+from haystack_rl.settings import Settings
 
 RUN_CONFIG_FILE = "run.json"
 #: run.json keys that must match for `--resume` (the others, e.g. -n or -c, may change between runs).
@@ -23,49 +24,53 @@ RESUME_KEYS = ("env", "env_args", "model", "base_url", "rollouts_per_example", "
                "max_tokens", "temperature")  # fmt: skip
 
 
-@dataclass
-class EvalSettings:
-    """
-    What an evaluation runs: every `eval` option, and what `--set KEY=VALUE` overrides (run.json records it).
-
-    :param env: A registered environment name or a code reference (`path/to/file.py:function`); None with `agent`
-        or `pipeline`.
-    :param agent: An agent YAML whose tools, system prompt and step limit make the environment (with `dataset`).
-    :param pipeline: A pipeline YAML whose `generator` component(s) the policy plays, one run per task of `dataset`
-        (`inputs`: `component.socket` -> task column; default: inputs named as columns).
-    """
+class EvalSettings(Settings):
+    """What an evaluation runs: every `eval` option, and what `--set KEY=VALUE` overrides (run.json records it)."""
 
     env: str | None = None
-    env_args: dict[str, Any] = field(default_factory=dict)
+    """A registered environment or a code reference (`path/to/file.py:function`); None with `agent`/`pipeline`."""
+    env_args: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the environment's `load_environment`."""
     model: str = "tiny"
+    """tiny, a local model directory, baseline:NAME, or a served model name (with `base_url`)."""
     base_url: str | None = None
+    """An OpenAI-compatible server."""
     api_key_env: str | None = None
+    """The environment variable holding the server's API key."""
     num_examples: int = 10
-    rollouts_per_example: int = 1
-    concurrency: int = 8
-    max_tokens: int = 256
-    temperature: float = 1.0
+    """Examples to evaluate (-1: all)."""
+    rollouts_per_example: int = Field(1, ge=1)
+    """Rollouts per example (a group)."""
+    concurrency: int = Field(8, ge=1)
+    """Episodes in flight at once."""
+    max_tokens: int = Field(256, ge=1)
+    """Most new tokens per model reply."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature."""
     seed: int = 0
-    split: str = "eval"
-    max_retries: int = 2
-    timeout: float = 60.0
+    """Run seed (each example's group seed derives from it)."""
+    split: Literal["eval", "train"] = "eval"
+    """Dataset split."""
+    max_retries: int = Field(2, ge=0)
+    """Retries per request to `base_url`."""
+    timeout: float = Field(60.0, gt=0)
+    """Seconds per request to `base_url`."""
     tokens: bool = False
+    """With `base_url`: exact token ids over vLLM's completions API."""
     agent: str | None = None
+    """An agent YAML whose tools, system prompt and step limit make the environment (with `dataset`)."""
     pipeline: str | None = None
-    generator: list[str] = field(default_factory=list)
-    inputs: dict[str, str] = field(default_factory=dict)
+    """A pipeline YAML whose `generator` component(s) the policy plays, one run per task of `dataset`."""
+    generator: list[str] = Field(default_factory=list)
+    """With `pipeline`: the chat generator components."""
+    inputs: dict[str, str] = Field(default_factory=dict)
+    """With `pipeline`: `component.socket` -> task column (default: inputs named as columns)."""
     dataset: str | None = None
-    reward: list[str] = field(default_factory=lambda: ["exact_match"])
-    allow_modules: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvalSettings:
-        """Build from a dict, naming an unknown key and the known ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise CliError(f"--set {unknown[0]}: unknown eval setting; known: {', '.join(sorted(known))}")
-        return cls(**data)
+    """With `agent` or `pipeline`: the tasks."""
+    reward: list[str] = Field(default_factory=lambda: ["exact_match"])
+    """With `agent` or `pipeline`: rewards by name or code reference."""
+    allow_modules: list[str] = Field(default_factory=list)
+    """Modules of yours that YAML loading may import."""
 
 
 def model_slug(model: str) -> str:
@@ -239,17 +244,12 @@ def eval_command(
     overrides: list[str] = typer.Option([], "--set", help="Override a setting: KEY[.SUB]=VALUE (value read as YAML)."),
 ) -> None:
     """Evaluate a model on an environment; rollouts stream to results.jsonl, the summary to metadata.json."""
-    from haystack_rl.overrides import apply_to_mapping, parse_override
-
     with user_errors():
-        data = asdict(EvalSettings())
-        given = {name: value for name, value in ctx.params.items() if name in data}
-        data.update(given, env_args=parse_env_args(env_args), agent=str(agent) if agent else None,
+        data = {name: value for name, value in ctx.params.items() if name in EvalSettings.model_fields}
+        data.update(env_args=parse_env_args(env_args), agent=str(agent) if agent else None,
                     pipeline=str(pipeline) if pipeline else None, inputs=_parse_inputs(inputs),
                     allow_modules=list(allow_modules))  # fmt: skip
-        for text in overrides:
-            apply_to_mapping(data, *parse_override(text))
-        settings = EvalSettings.from_dict(data)
+        settings = EvalSettings.load(data, overrides)
         model_given = getattr(ctx.get_parameter_source("model"), "name", "DEFAULT") != "DEFAULT"
         run_eval(
             settings, output, resume, fail_on_error, model_given or "model" in {o.split("=")[0] for o in overrides}
@@ -272,8 +272,6 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
     from haystack_rl.results import ResultsWriter, print_summary
     from haystack_rl.runner import RESULTS_FILE, RolloutRunner
 
-    if settings.split not in ("eval", "train"):
-        raise CliError(f"--split must be eval or train, got {settings.split!r}")
     environment, agent_generator = build_environment(settings)
     policy: Any = agent_generator if agent_generator is not None and not model_given else None
     generation_kwargs: dict[str, Any] = {}
@@ -291,7 +289,7 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
         except Exception as error:  # noqa: BLE001 - reported as a user error about --model
             raise CliError(f"cannot load model {settings.model!r}: {type(error).__name__}: {error}") from None
     env_label = settings.env or environment.name
-    config = {**asdict(settings), "env": env_label}
+    config = {**settings.to_dict(), "env": env_label}
     if settings.agent is not None or settings.pipeline is not None:
         config["env_args"] = {key: value for key in ("agent", "pipeline", "generator", "inputs", "dataset", "reward")
                               if (value := getattr(settings, key))}  # fmt: skip

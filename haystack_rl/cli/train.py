@@ -6,17 +6,18 @@ from pathlib import Path
 
 import typer
 
-from haystack_rl.cli.app import app, console, quiet_libraries, user_errors
+from haystack_rl.cli.app import app, console, fail, quiet_libraries, user_errors
 
 
 @app.command("train")
 def train_command(
-    config: Path = typer.Argument(..., help="Training config (YAML), e.g. pipelines/train_reverse_text.yml"),
+    config: Path | None = typer.Argument(None, help="Training config (YAML), e.g. configs/train_reverse_text.yml"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoints in output_dir"),
     overrides: list[str] = typer.Option([], "--set", help="Override a config value: key.sub=value (repeatable)"),
     allow_modules: list[str] = typer.Option(
         [], "--allow-module", help="Trust this module of yours for YAML loading (repeatable); adds to allow_modules."
     ),
+    schema: bool = typer.Option(False, "--schema", help="Print the JSON Schema of training configs and exit."),
 ) -> None:
     """
     Train a model on an environment: SFT warm start, GRPO, before/after evaluation, plot.
@@ -25,6 +26,15 @@ def train_command(
     """
     from haystack_rl.trust import add_working_directory
 
+    if schema:
+        import json
+
+        from haystack_rl.training.config import TrainConfig
+
+        console.print_json(json.dumps(TrainConfig.model_json_schema()))
+        return
+    if config is None:
+        raise fail("give a training config (YAML), e.g. haystack-rl train configs/train_reverse_text.yml")
     quiet_libraries()
     add_working_directory()
     with user_errors():

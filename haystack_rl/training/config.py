@@ -1,239 +1,205 @@
-"""Training configuration: nested dataclasses loaded from YAML, with `--set key.sub=value` overrides."""
+"""Training configuration: typed settings (pydantic) read from YAML, with `--set key.sub=value` overrides."""
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
+from pydantic import Field, model_validator
+
+from haystack_rl.settings import Settings, SettingsError
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingsError):
     """A training configuration that cannot be used (unknown key, bad value, bad override)."""
 
 
-@dataclass
-class SFTSettings:
-    """
-    Supervised warm start on an environment's demonstrations.
+class _Section(Settings):
+    error_class = ConfigError
 
-    :param enabled: Run SFT before GRPO.
-    :param steps: Optimizer steps (takes precedence over `epochs` when > 0).
-    :param epochs: Passes over the demonstrations when `steps` is 0.
-    :param lr: Learning rate.
-    :param batch: Per-device batch size.
-    :param quality: How good the demonstrations are: `expert` (the environment's best, see
-        `Environment.demonstrate`), or a name the environment understands (`noisy`, `random-legal`, a baseline).
-    :param demonstrations: Instead of the environment's own: a JSONL file of transcripts (`{"messages": [...]}`
-        a line, e.g. a `results.jsonl`), or a scripted policy `path/to/file.py:function` or `module:function`
-        (`(messages, rng) -> reply`) played on each training example.
-    :param num_examples: Training examples to demonstrate (when None: `steps * batch`, or all when `steps` is 0).
-    :param unique: Keep one copy of each distinct demonstration, so a rare situation weighs as much as a common
-        one (a deterministic expert replays the same few games over and over; raise `num_examples` to reach
-        the rare ones).
-    :param max_length: Longest tokenized transcript kept (longer ones are truncated).
-    :param extra: Any other `trl.SFTConfig` field (e.g. `lr_scheduler_type`, `warmup_steps`), passed through as is.
-    """
+
+class SFTSettings(_Section):
+    """Supervised warm start on an environment's demonstrations."""
 
     enabled: bool = True
-    steps: int = 300
-    epochs: float = 1.0
-    lr: float = 1e-3
-    batch: int = 32
+    """Run SFT before GRPO."""
+    steps: int = Field(300, ge=0)
+    """Optimizer steps (takes precedence over `epochs` when > 0)."""
+    epochs: float = Field(1.0, gt=0)
+    """Passes over the demonstrations when `steps` is 0."""
+    lr: float = Field(1e-3, gt=0)
+    """Learning rate."""
+    batch: int = Field(32, ge=1)
+    """Per-device batch size."""
     quality: str = "expert"
+    """How good the demonstrations are: `expert` (the environment's best, see `Environment.demonstrate`), or a name
+    the environment understands (`noisy`, `random-legal`, a baseline)."""
     demonstrations: str | None = None
-    num_examples: int | None = None
+    """Instead of the environment's own: a JSONL file of transcripts (`{"messages": [...]}` a line, e.g. a
+    `results.jsonl`), or a scripted policy `path/to/file.py:function` or `module:function` played on each example."""
+    num_examples: int | None = Field(None, ge=1)
+    """Training examples to demonstrate (when None: `steps * batch`, or all when `steps` is 0)."""
     unique: bool = False
-    max_length: int = 512
-    extra: dict[str, Any] = field(default_factory=dict)
+    """Keep one copy of each distinct demonstration, so a rare situation weighs as much as a common one."""
+    max_length: int = Field(512, ge=1)
+    """Longest tokenized transcript kept (longer ones are truncated at the end)."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Any other `trl.SFTConfig` field (e.g. `lr_scheduler_type`, `warmup_steps`), passed through as is."""
 
 
 ADVANTAGE_BASELINES = ("group", "batch")
 """Values of `grpo.advantage_baseline` (see `haystack_rl.training.advantages`)."""
 
 
-@dataclass
-class GRPOSettings:
-    """
-    GRPO through TRL's `GRPOTrainer`.
+class GRPOSettings(_Section):
+    """GRPO through TRL's `GRPOTrainer`."""
 
-    :param steps: Optimizer steps.
-    :param num_generations: Group size (completions per prompt).
-    :param batch: Completions per device and step (a multiple of `num_generations`).
-    :param lr: Learning rate.
-    :param max_new_tokens: Longest completion (TRL's `max_completion_length`).
-    :param temperature: Sampling temperature.
-    :param loss_type: TRL loss (`dapo`, `grpo`, `dr_grpo`, `bnpo`, ...).
-    :param beta: KL coefficient (0 = no reference model).
-    :param use_vllm: Generate with vLLM (needs a GPU; passthrough to TRL).
-    :param vllm_mode: `server` or `colocate` (passthrough).
-    :param vllm_server_base_url: URL of a `trl vllm-serve` server (passthrough).
-    :param max_episode_tokens: Multi-turn: stop an episode once the model generated this many tokens
-        (None: the environment's own turn limit decides).
-    :param max_minutes: Stop GRPO after this many minutes of training in this process, saving the model as
-        after the last step (None: run all `steps`). A resumed run gets the full budget again.
-    :param resample_flat_groups: Multi-turn and tool environments: play a group whose rollouts all got the
-        same reward (no gradient) again on another training example, up to this many times a step (DAPO's
-        dynamic sampling; 0 = off). Costs generation time; pays when most groups are flat (rare successes).
-    :param advantage_baseline: `group`: GRPO's advantages (reward minus its group's mean); `batch`: reward
-        minus the mean of the whole generation batch, so groups whose rollouts all failed still push down
-        what they did (see `haystack_rl.training.advantages`).
-    :param negative_advantage_scale: Multiplies negative advantages (1: GRPO; 0: learn only from rollouts
-        that beat their baseline; between: failures push down less than successes pull up).
-    :param share_prompt: Score a group's completions on one pass over the prompt they share, not one per
-        completion (the same log-probs and gradient; tool prompts are most of a row, so much less compute).
-    :param extra: Any other `GRPOConfig` field, passed through as is.
-    """
-
-    steps: int = 50
-    num_generations: int = 8
-    batch: int = 16
-    lr: float = 5e-5
-    max_new_tokens: int = 64
-    temperature: float = 1.0
-    loss_type: str = "dapo"
-    beta: float = 0.0
+    steps: int = Field(50, ge=0)
+    """Optimizer steps."""
+    num_generations: int = Field(8, ge=2)
+    """Group size (completions per prompt; GRPO compares completions within a group)."""
+    batch: int = Field(16, ge=1)
+    """Completions per device and step (a multiple of `num_generations`)."""
+    lr: float = Field(5e-5, gt=0)
+    """Learning rate."""
+    max_new_tokens: int = Field(64, ge=1)
+    """Longest model reply (each turn)."""
+    temperature: float = Field(1.0, ge=0)
+    """Sampling temperature."""
+    loss_type: Literal["grpo", "dapo", "dr_grpo", "bnpo", "cispo", "sapo", "luspo", "vespo"] = "dapo"
+    """TRL loss."""
+    beta: float = Field(0.0, ge=0)
+    """KL coefficient (0 = no reference model)."""
     use_vllm: bool = False
-    vllm_mode: str = "server"
+    """Generate every turn with TRL's vLLM (needs a GPU)."""
+    vllm_mode: Literal["server", "colocate"] = "server"
+    """`server` (a `trl vllm-serve` process) or `colocate` (vLLM in the training process)."""
     vllm_server_base_url: str | None = None
-    max_episode_tokens: int | None = None
-    max_minutes: float | None = None
-    resample_flat_groups: int = 0
-    advantage_baseline: str = "group"
-    negative_advantage_scale: float = 1.0
+    """URL of a `trl vllm-serve` server."""
+    max_episode_tokens: int | None = Field(None, ge=1)
+    """Stop an episode once the model generated this many tokens (None: the environment's turn limit decides)."""
+    max_minutes: float | None = Field(None, gt=0)
+    """Stop GRPO after this many minutes of training in this process, saving as after the last step."""
+    resample_flat_groups: int = Field(0, ge=0)
+    """Play a group whose rollouts all got the same reward (no gradient) again on another example, up to this many
+    times a step (DAPO's dynamic sampling; 0 = off)."""
+    advantage_baseline: Literal["group", "batch"] = "group"
+    """`group`: reward minus its group's mean (GRPO); `batch`: minus the whole generation batch's mean."""
+    negative_advantage_scale: float = Field(1.0, ge=0, le=1)
+    """Multiplies negative advantages (1: GRPO; 0: learn only from rollouts that beat their baseline)."""
     share_prompt: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
+    """Score a group's completions on one pass over the prompt they share (the same log-probs, less compute)."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Any other `trl.GRPOConfig` field, passed through as is."""
 
 
-@dataclass
-class LoRASettings:
-    """
-    Optional LoRA through peft.
-
-    :param enabled: Train adapters instead of all weights.
-    :param r: Rank.
-    :param alpha: Scaling numerator.
-    :param dropout: Adapter dropout.
-    :param target_modules: Module names, or `all-linear`.
-    :param merge_on_save: Merge adapters into the base weights in the final directory (a plain HF model).
-    """
+class LoRASettings(_Section):
+    """Optional LoRA through peft."""
 
     enabled: bool = False
-    r: int = 8
-    alpha: int = 16
-    dropout: float = 0.0
+    """Train adapters instead of all weights."""
+    r: int = Field(8, ge=1)
+    """Rank."""
+    alpha: int = Field(16, ge=1)
+    """Scaling numerator."""
+    dropout: float = Field(0.0, ge=0, lt=1)
+    """Adapter dropout."""
     target_modules: list[str] | str = "all-linear"
+    """Module names, or `all-linear`."""
     merge_on_save: bool = True
+    """Merge adapters into the base weights in the final directory (a plain HF model)."""
 
 
-@dataclass
-class EvalSettings:
-    """
-    Evaluation on the environment's eval split, before and after training and every N GRPO steps.
+class EvalSettings(_Section):
+    """Evaluation on the environment's eval split, before and after training and every N GRPO steps."""
 
-    :param every_n_steps: Evaluate during GRPO every N steps (0 = only before and after).
-    :param num_examples: Eval examples (all when None).
-    :param rollouts_per_example: Rollouts per example.
-    :param temperature: Sampling temperature (0 = greedy).
-    :param max_new_tokens: Longest reply (defaults to `grpo.max_new_tokens`).
-    """
-
-    every_n_steps: int = 0
+    every_n_steps: int = Field(0, ge=0)
+    """Evaluate during GRPO every N steps (0 = only before and after)."""
     num_examples: int | None = 50
-    rollouts_per_example: int = 1
-    temperature: float = 0.0
-    max_new_tokens: int | None = None
+    """Eval examples (all when None)."""
+    rollouts_per_example: int = Field(1, ge=1)
+    """Rollouts per example."""
+    temperature: float = Field(0.0, ge=0)
+    """Sampling temperature (0 = greedy)."""
+    max_new_tokens: int | None = Field(None, ge=1)
+    """Longest reply (defaults to `grpo.max_new_tokens`)."""
 
 
-@dataclass
-class TrainConfig:
+class TrainConfig(_Section):
     """
-    Everything a training run needs; `TrainConfig.from_yaml(path, overrides=["grpo.steps=10"])`.
-
-    :param model: A local HF model directory, or `tiny` (the embedded default model, built locally).
-    :param env: Environment name (see `haystack-rl envs`); ignored when `agent` is set.
-    :param env_args: Keyword arguments of the environment's `load_environment`.
-    :param agent: Instead of `env`: an agent YAML file; the environment is `ToolEnv.from_agent(agent, dataset)`
-        (the Agent's own tools, system prompt and step limit).
-    :param dataset: With `agent`: the tasks (`prompt`, `answer`), a JSONL, JSON or CSV file.
-    :param eval_dataset: With `agent` or `pipeline`: evaluation tasks (default: `dataset`).
-    :param pipeline: Instead of `env`: a pipeline YAML whose `generator` component(s) the model plays, one run per
-        task of `dataset` (`inputs`: `component.socket` -> task column; default: the inputs named as columns).
-    :param reward: With `agent`: the answer reward of `tool_use_rubric` (`exact_match`, `numeric_match`,
-        `numeric_closeness`, `token_f1`).
-    :param output_dir: Where checkpoints, logs, the plot and `final/` go.
-    :param seed: Seed of training and of every example's episode seed.
-    :param save_steps: Checkpoint every N steps (SFT and GRPO).
-    :param allow_modules: Modules (of your own) that the environment's YAML, an agent file or a code reference
-        may import when loaded (Haystack's deserialization allowlist; `haystack_rl` and Haystack are trusted).
-    :param report_to: Trackers that also get the SFT and GRPO logs, passed to TRL's `report_to` (`tensorboard`,
-        `wandb`, `trackio`, a list of them, or `none`: local files only, `metrics.jsonl` and the plot).
+    Everything a training run needs; `TrainConfig.from_yaml(path, overrides=["grpo.steps=10"])`. The JSON Schema
+    (`TrainConfig.model_json_schema()`, `haystack-rl train --schema`) documents every key.
 
     Usage example:
     ```python
-    from haystack_rl.training.config import TrainConfig
+    from haystack_rl.training.config import ConfigError, TrainConfig
 
     config = TrainConfig.from_dict({"env": "reverse_text", "grpo": {"steps": 5}}, overrides=["grpo.lr=1e-4"])
     assert config.grpo.steps == 5 and config.grpo.lr == 1e-4
+    try:
+        TrainConfig.from_dict({"grpo": {"advantage_baseline": "global"}})
+    except ConfigError as error:
+        assert "grpo.advantage_baseline: input should be 'group' or 'batch'" in str(error)
     ```
     """
 
     model: str = "tiny"
+    """A local Hugging Face model directory, or `tiny` (the embedded default model, built locally)."""
     env: str = "reverse_text"
-    env_args: dict[str, Any] = field(default_factory=dict)
+    """A registered environment (see `haystack-rl envs`) or `path/to/file.py:load_environment`."""
+    env_args: dict[str, Any] = Field(default_factory=dict)
+    """Keyword arguments of the environment's `load_environment`."""
     agent: str | None = None
+    """Instead of `env`: an agent YAML file; the environment is `ToolEnv.from_agent(agent, dataset)`."""
     pipeline: str | None = None
-    generator: list[str] | str = field(default_factory=list)
-    inputs: dict[str, str] = field(default_factory=dict)
+    """Instead of `env`: a pipeline YAML whose `generator` component(s) the model plays, one run per task."""
+    generator: list[str] | str = Field(default_factory=list)
+    """With `pipeline`: the chat generator component(s) the model plays."""
+    inputs: dict[str, str] = Field(default_factory=dict)
+    """With `pipeline`: `component.socket` -> task column (default: the inputs named as columns)."""
     dataset: str | None = None
+    """With `agent` or `pipeline`: the tasks, a JSONL, JSON or CSV file."""
     eval_dataset: str | None = None
+    """With `agent` or `pipeline`: evaluation tasks (default: `dataset`)."""
     reward: list[str] | str = "exact_match"
+    """With `agent` or `pipeline`: rewards by name (`exact_match`, `numeric_match`, `numeric_closeness`, `token_f1`)
+    or your own `path/to/file.py:function`."""
     output_dir: str = "runs/train"
+    """Where checkpoints, logs, evaluations, the plot and `final/` go."""
     seed: int = 0
-    save_steps: int = 50
-    allow_modules: list[str] = field(default_factory=list)
+    """Seed of training and of every example's episode seed."""
+    save_steps: int = Field(50, ge=1)
+    """Checkpoint every N steps (SFT and GRPO)."""
+    allow_modules: list[str] = Field(default_factory=list)
+    """Modules of your own that an environment YAML, agent file or code reference may import when loaded."""
     report_to: list[str] | str = "none"
-    sft: SFTSettings = field(default_factory=SFTSettings)
-    grpo: GRPOSettings = field(default_factory=GRPOSettings)
-    lora: LoRASettings = field(default_factory=LoRASettings)
-    eval: EvalSettings = field(default_factory=EvalSettings)
+    """Trackers that also get the logs, passed to TRL's `report_to` (`tensorboard`, `wandb`, `trackio`, or `none`)."""
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    grpo: GRPOSettings = Field(default_factory=GRPOSettings)
+    lora: LoRASettings = Field(default_factory=LoRASettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
 
-    def __post_init__(self) -> None:
-        if self.grpo.num_generations < 2:
-            raise ConfigError("grpo.num_generations must be >= 2 (GRPO compares completions within a group)")
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
         if self.grpo.batch % self.grpo.num_generations:
-            raise ConfigError(
-                f"grpo.batch ({self.grpo.batch}) must be a multiple of "
-                f"grpo.num_generations ({self.grpo.num_generations})"
-            )
-        if self.grpo.resample_flat_groups < 0:
-            raise ConfigError("grpo.resample_flat_groups must be >= 0")
-        if self.grpo.advantage_baseline not in ADVANTAGE_BASELINES:
-            raise ConfigError(f"grpo.advantage_baseline must be 'group' or 'batch', "
-                              f"got {self.grpo.advantage_baseline!r}")  # fmt: skip
-        if not 0.0 <= self.grpo.negative_advantage_scale <= 1.0:
-            raise ConfigError(f"grpo.negative_advantage_scale must be in [0, 1], "
-                              f"got {self.grpo.negative_advantage_scale}")  # fmt: skip
-        if self.save_steps < 1:
-            raise ConfigError("save_steps must be >= 1")
+            raise ValueError(f"grpo.batch ({self.grpo.batch}) must be a multiple of grpo.num_generations "
+                             f"({self.grpo.num_generations})")  # fmt: skip
         if self.agent is not None and self.pipeline is not None:
-            raise ConfigError("agent and pipeline: give one of them (a pipeline with an Agent inside: use `agent`)")
+            raise ValueError("agent and pipeline: give one of them (a pipeline with an Agent inside: use `agent`)")
         definition = "agent" if self.agent is not None else "pipeline" if self.pipeline is not None else None
         if definition is not None:
             if not self.dataset:
-                raise ConfigError(f"{definition}: training needs `dataset` (a JSONL, JSON or CSV file of tasks)")
+                raise ValueError(f"{definition}: training needs `dataset` (a JSONL, JSON or CSV file of tasks)")
             if self.env_args:
-                raise ConfigError(f"{definition}: `env_args` apply to `env`; with `{definition}`, the environment "
-                                  f"comes from the {definition} file and `dataset`")  # fmt: skip
+                raise ValueError(f"{definition}: `env_args` apply to `env`; with `{definition}`, the environment "
+                                 f"comes from the {definition} file and `dataset`")  # fmt: skip
             if definition == "pipeline" and not self.generator:
-                raise ConfigError("pipeline: name the chat generator component(s) to train in `generator`")
+                raise ValueError("pipeline: name the chat generator component(s) to train in `generator`")
         elif self.dataset or self.eval_dataset:
-            raise ConfigError("dataset: a dataset file goes with `agent: AGENT.yml` or `pipeline: PIPELINE.yml`; "
-                              "named environments bring their own")  # fmt: skip
+            raise ValueError("dataset: a dataset file goes with `agent: AGENT.yml` or `pipeline: PIPELINE.yml`; "
+                             "named environments bring their own")  # fmt: skip
+        return self
 
     @property
     def environment_label(self) -> str:
@@ -284,110 +250,22 @@ class TrainConfig:
     # --- loading -----------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None, overrides: list[str] | None = None) -> TrainConfig:
-        """Build from a nested dict; unknown keys and bad types raise `ConfigError` naming the key."""
-        data = _deep_copy(data or {})
-        for override in overrides or []:
-            _apply_override(data, override)
-        return _build(cls, data, "")
+        """Build from a nested dict after `key.sub=value` overrides; a problem raises a one-line `ConfigError`."""
+        return cls.load(data, overrides or [])
 
     @classmethod
     def from_yaml(cls, path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
         """Load a YAML file (a mapping at the top level) and apply `key.sub=value` overrides."""
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise ConfigError(f"cannot read config {path}: {error}") from error
+        except OSError as error:
+            raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from None
+        except yaml.YAMLError as error:
+            raise ConfigError(f"config {path} is not valid YAML: {' '.join(str(error).split())}") from None
         if not isinstance(data, dict):
             raise ConfigError(f"config {path}: the top level must be a mapping, got {type(data).__name__}")
         return cls.from_dict(data, overrides)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A plain nested dict (YAML/JSON friendly) that `from_dict` reads back."""
-        return dataclasses.asdict(self)
-
     def to_yaml(self) -> str:
         """YAML text of `to_dict`."""
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
-
-
-def _apply_override(data: dict[str, Any], override: str) -> None:
-    """Apply `a.b=value` (value parsed as YAML, so `3`, `1e-4`, `true`, `[q, v]` have their types)."""
-    if "=" not in override:
-        raise ConfigError(f"bad override {override!r}: expected key.sub=value")
-    key, raw = override.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
-        raise ConfigError(f"bad override {override!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as error:
-        raise ConfigError(f"bad override {override!r}: {error}") from error
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"bad override {override!r}: {part!r} is not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _build(cls: type[Any], data: dict[str, Any], prefix: str) -> Any:
-    """Instantiate dataclass `cls` from `data`, checking keys and simple types."""
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - fields)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key(s) {', '.join(prefix + k for k in unknown)}; valid: {', '.join(sorted(fields))}"
-        )
-    kwargs: dict[str, Any] = {}
-    for name, value in data.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(typing.cast(type, hint), value if value is not None else {}, f"{prefix}{name}.")
-        else:
-            kwargs[name] = _coerce(value, hint, f"{prefix}{name}")
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as error:
-        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {error}") from error
-
-
-def _coerce(value: Any, hint: Any, key: str) -> Any:
-    """Check `value` against a simple type hint (int/float/str/bool/list/dict, optionally None)."""
-    origin = typing.get_origin(hint)
-    options = typing.get_args(hint) if origin in (typing.Union, types.UnionType) else (hint,)
-    if value is None:
-        if type(None) in options:
-            return None
-        raise ConfigError(f"{key}: may not be null")
-    for option in options:
-        base = typing.get_origin(option) or option
-        if base is bool and isinstance(value, bool):
-            return value
-        if base is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if base is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if base is str and isinstance(value, str):
-            return value
-        if base is list and isinstance(value, list):
-            return list(value)
-        if base is dict and isinstance(value, dict):
-            return dict(value)
-    # YAML reads 1e-4 as a string; accept numeric strings for numeric fields.
-    if isinstance(value, str) and any(o in (int, float) for o in options):
-        try:
-            return int(value) if int in options and value.strip().lstrip("-").isdigit() else float(value)
-        except ValueError:
-            pass
-    names = " | ".join(getattr(o, "__name__", str(o)) for o in options)
-    raise ConfigError(f"{key}: expected {names}, got {value!r}")
