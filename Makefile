@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[train,dev]"
 	touch $@
 
 ## The main job on the embedded default model: evaluate, warm-start (SFT), GRPO, evaluate again.
@@ -27,6 +27,6 @@ test: setup
 
 ## Lint and type checks (run by CI).
 lint: setup
-	$(BIN)/ruff check haystack_rl envs tests bench examples
+	$(BIN)/ruff check haystack_rl envs tests bench examples tools
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

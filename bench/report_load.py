@@ -12,11 +12,15 @@ Target: the page is ready in under 3 s.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `tools`, the repository's tooling
+
 import argparse
 import math
 import random
 import time
-from pathlib import Path
 
 from haystack.dataclasses import ChatMessage
 
@@ -24,7 +28,7 @@ from haystack_rl import RolloutRunner, load_environment
 from haystack_rl.generators import FunctionChatGenerator
 from haystack_rl.report import write_report
 from haystack_rl.results import ResultsWriter
-from haystack_rl.testing.browser import ReportBrowser, browser_missing
+from tools.testing.browser import ReportBrowser, browser_missing
 
 GROUP = 5
 TARGET_S = 3.0

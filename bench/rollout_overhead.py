@@ -1,6 +1,6 @@
 """Bench: rollouts/s of our RolloutRunner vs a minimal asyncio + openai.AsyncOpenAI loop, same mock server.
 
-Both sides play the same task against the same mock OpenAI-compatible server (`haystack_rl.testing`,
+Both sides play the same task against the same mock OpenAI-compatible server (`tools.testing`,
 in its own process so its CPU is not the client's) at the same concurrency, back to back in this
 process, alternating, best of `--repeats` rounds each:
 
@@ -22,6 +22,11 @@ Target (issue 6): ours >= 0.8x the minimal loop's rollouts/s.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `tools`, the repository's tooling
+
 import argparse
 import asyncio
 import cProfile
@@ -34,7 +39,6 @@ import re
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -44,7 +48,7 @@ from haystack_rl.policies import build_policy
 from haystack_rl.registry import load_environment
 from haystack_rl.results import ResultsWriter
 from haystack_rl.runner import RolloutRunner
-from haystack_rl.testing import MockChatServer
+from tools.testing import MockChatServer
 
 TARGET = 0.8
 MODEL = "mock"

@@ -2,7 +2,7 @@
 
 `RolloutRunner` (with Haystack's `OpenAIChatGenerator`, as `haystack-rl eval --base-url` builds it) plays
 `--rollouts` episodes with `concurrency` equal to that number, so all are in flight at once, against the
-mock OpenAI-compatible server (`haystack_rl.testing`, in its own process), writing results.jsonl.
+mock OpenAI-compatible server (`tools.testing`, in its own process), writing results.jsonl.
 Checks: every rollout finished, none has an error, every reverse_text reward is 1.0 (the mock answers
 correctly). Memory, measured in two separate runs after a warm-up run:
 
@@ -16,13 +16,17 @@ Target (issue 6): 1,000 concurrent rollouts, no error; report memory per in-flig
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `tools`, the repository's tooling
+
 import argparse
 import asyncio
 import json
 import logging
 import os
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -32,7 +36,7 @@ from haystack_rl.policies import build_policy
 from haystack_rl.registry import load_environment
 from haystack_rl.rollout import Rollout
 from haystack_rl.runner import RolloutRunner
-from haystack_rl.testing import MockChatServer
+from tools.testing import MockChatServer
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 

@@ -1,6 +1,16 @@
 """
 Every use of another library's private API, in one place: what we rely on and why (`tests/test_internals.py`
 checks each contract, so a library upgrade that changes one fails loudly there instead of silently elsewhere).
+
+- Haystack: the Agent's tool runner and exit rule (below), so tool episodes behave as the deployed Agent; the
+  per-call deserialization allowlist (below), so `check_environment` can round-trip an author's own objects.
+- TRL: `AdvantageGRPOTrainer` (`training/advantages.py`) overrides the `GRPOTrainer` methods named in
+  `TRL_GRPO_OVERRIDES`, with these parameters; its scoring passes call the fused LM head TRL puts on models
+  (`model(..., labels=..., fused_lm_head=True)` -> `.log_probs`, `.entropy`, shifted by one position).
+  `backends/trl_vllm.py` reads `trainer.vllm_generation` (`mode`, `vllm_client`, `llm`, `sync_weights`), which
+  `GRPOTrainer._generate` syncs before calling a `rollout_func`.
+- transformers: `engine/kv_cache.py` passes a KV cache by its argument name (`cache` or `past_key_values`),
+  reorders caches in place (`Cache.reorder_cache`) and preallocates `StaticCache`.
 """
 
 from __future__ import annotations
@@ -51,3 +61,12 @@ def allowed_modules(modules: Iterable[str]) -> AbstractContextManager[None]:
     from haystack.core.serialization_security import _deserialization_context
 
     return _deserialization_context(allowed_modules=list(modules))
+
+
+#: `GRPOTrainer` methods `AdvantageGRPOTrainer` overrides, with the parameters (after `self`) it relies on.
+TRL_GRPO_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "_get_per_token_logps_and_entropies": ("model", "input_ids", "attention_mask", "logits_to_keep", "batch_size",
+                                           "compute_entropy", "compute_aux_loss"),
+    "_calculate_rewards": ("inputs", "prompts", "completions", "completion_ids_list"),
+    "_generate_and_score_completions": ("inputs",),
+}  # fmt: skip

@@ -10,13 +10,14 @@ import pytest
 
 import haystack_rl
 import haystack_rl_envs
+import tools
 
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
 SKIP_MODULES = ("haystack_rl.cli", "haystack_rl.training")  # examples there need a model or a terminal
 
 
 def _examples():
-    for package in (haystack_rl, haystack_rl_envs):
+    for package in (haystack_rl, haystack_rl_envs, tools):
         for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
             if info.name.startswith(SKIP_MODULES):
                 continue

@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 from haystack_rl.cli import app
 from haystack_rl.rollout import read_rollouts
-from haystack_rl.testing import MockChatServer
 from haystack_rl_envs.reverse_text import ReverseTextEnv
+from tools.testing import MockChatServer
 
 N = 4
 EXAMPLES = ReverseTextEnv().examples("eval", N)
@@ -97,7 +97,7 @@ def test_fail_on_error_exits_non_zero_only_when_a_rollout_failed(tmp_path):
 
 
 def test_standalone_server_answers_and_injects_faults():
-    """`python -m haystack_rl.testing.mock_server` in a subprocess, as benchmarks use it."""
+    """`python -m tools.testing.mock_server` in a subprocess, as benchmarks use it."""
     import openai
 
     with MockChatServer("tic_tac_toe", subprocess=True, faults=["429", None, "malformed"], retry_after=0.1) as server:

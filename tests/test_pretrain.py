@@ -13,10 +13,10 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from haystack_rl.models import pretrain as pretrain_module
-from haystack_rl.models.pretrain import PretrainConfig, batch_for_step, encode, export_weights, pretrain
-from haystack_rl.models.skills import SKILLS
 from haystack_rl.models.tiny import build_tiny_model
+from tools.tiny_model import pretrain as pretrain_module
+from tools.tiny_model.pretrain import PretrainConfig, batch_for_step, encode, export_weights, pretrain
+from tools.tiny_model.skills import SKILLS
 
 
 def _answer(text: str) -> str:

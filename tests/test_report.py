@@ -19,7 +19,7 @@ from haystack_rl.generators import FunctionChatGenerator
 from haystack_rl.report import ReportError, load_run, page_data, write_report
 from haystack_rl.report.html import render_html
 from haystack_rl.results import ResultsWriter
-from haystack_rl.testing.browser import ReportBrowser, browser_missing
+from tools.testing.browser import ReportBrowser, browser_missing
 
 ARTIFACTS = Path(__file__).parent / "artifacts" / "report"
 SMALL_ENV = {"num_train_examples": 16, "num_eval_examples": 2, "min_chars": 5, "max_chars": 8}

@@ -12,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from haystack_rl.models import ensure_tiny_model, resolve_model
 from haystack_rl.models import tiny as tiny_module
-from haystack_rl.models.pretrain import skill_accuracy
+from tools.tiny_model.pretrain import skill_accuracy
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

@@ -15,8 +15,8 @@ from haystack_rl import RolloutRunner
 from haystack_rl.cli import app
 from haystack_rl.results import ResultsWriter
 from haystack_rl.rollout import read_rollouts
-from haystack_rl.testing import MockChatServer
 from haystack_rl_envs.reverse_text import ReverseTextEnv
+from tools.testing import MockChatServer
 
 BASELINE = Path(__file__).parent.parent / "pipelines" / "reverse_text_baseline_eval.yml"
 KEY_VAR = "HAYSTACK_RL_TEST_API_KEY"

@@ -1,8 +1,8 @@
 """
 The embedded default model "tiny": a 2.4M-parameter causal LM with a byte-level tokenizer, built locally.
 
-"tiny" carries weights shipped in this package (`weights/`), made by `haystack_rl.models.pretrain` from the
-random initialization on synthetic reading skills (`haystack_rl.models.skills`). "tiny-init" is that random
+"tiny" carries weights shipped in this package (`weights/`), made by `tools.tiny_model.pretrain` from the
+random initialization on synthetic reading skills (`tools.tiny_model.skills`). "tiny-init" is that random
 initialization itself: a model that has learned nothing.
 """
 
@@ -18,7 +18,7 @@ TINY_INIT_MODEL_NAME = "tiny-init"
 #: The model names built on demand, each with whether it carries the shipped (pretrained) weights.
 BUILT_IN_MODELS = {TINY_MODEL_NAME: True, TINY_INIT_MODEL_NAME: False}
 TINY_MODEL_VERSION = "tiny-v4"
-#: The pretrained weights (fp16; the built model is fp32), produced by `python -m haystack_rl.models.pretrain`.
+#: The pretrained weights (fp16; the built model is fp32), produced by `python -m tools.tiny_model.pretrain`.
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "tiny-v4.safetensors"
 CACHE_ENV_VAR = "HAYSTACK_RL_CACHE"
 

@@ -46,7 +46,7 @@ class ReportBrowser:
     ```python
     import tempfile
     from pathlib import Path
-    from haystack_rl.testing.browser import ReportBrowser, browser_missing
+    from tools.testing.browser import ReportBrowser, browser_missing
 
     page_file = Path(tempfile.mkdtemp()) / "page.html"
     page_file.write_text("<script>window.report = {ready: true}</script>")

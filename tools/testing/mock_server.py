@@ -6,7 +6,7 @@ request: HTTP 500, 429 with Retry-After, a hang past the client's timeout, a clo
 malformed JSON body. A raw asyncio HTTP/1.1 keep-alive server: no framework between the socket and
 the answer, so a benchmark measures the client, not the server.
 
-Standalone: `python -m haystack_rl.testing.mock_server --port 8000 --answer reverse_text`.
+Standalone: `python -m tools.testing.mock_server --port 8000 --answer reverse_text`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 Answer = Callable[[list[dict[str, Any]]], str]
@@ -59,7 +60,7 @@ def reverse_text_answer(messages: list[dict[str, Any]]) -> str:
 
     Usage example:
     ```python
-    from haystack_rl.testing import reverse_text_answer
+    from tools.testing import reverse_text_answer
 
     assert reverse_text_answer([{"role": "user", "content": "abc"}]) == "<reversed_text>cba</reversed_text>"
     ```
@@ -101,7 +102,7 @@ class MockChatServer:
     Usage example:
     ```python
     import openai
-    from haystack_rl.testing import MockChatServer
+    from tools.testing import MockChatServer
 
     with MockChatServer("reverse_text", faults=["500"]) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="none", max_retries=1)
@@ -211,14 +212,15 @@ class MockChatServer:
         return {name.strip().lower(): value.strip() for name, _, value in pairs}
 
     def _start_process(self) -> None:
-        command = [sys.executable, "-m", "haystack_rl.testing.mock_server", "--host", self.host,
+        command = [sys.executable, "-m", "tools.testing.mock_server", "--host", self.host,
                    "--port", str(self.port), "--answer", str(self.answer_name), "--seed", str(self.seed),
                    "--retry-after", str(self.retry_after), "--hang-s", str(self.hang_s)]  # fmt: skip
         if self.faults:
             command += ["--faults", ",".join(fault or "" for fault in self.faults)]  # type: ignore[union-attr]
         for name, rate in self.fault_rates.items():
             command += ["--fault-rate", f"{name}={rate}"]
-        self._process = _sp.Popen(command, stdout=_sp.PIPE, text=True)
+        root = Path(__file__).resolve().parents[2]  # `tools` is imported from the repository's root
+        self._process = _sp.Popen(command, stdout=_sp.PIPE, text=True, cwd=root)
         assert self._process.stdout is not None
         line = self._process.stdout.readline()  # "listening on http://HOST:PORT/v1"
         if not line.startswith("listening on "):
@@ -400,8 +402,8 @@ def _parse_rate(text: str) -> tuple[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m haystack_rl.testing.mock_server --port 8000 --answer reverse_text [--fault-rate 500=0.1]`."""
-    parser = argparse.ArgumentParser(prog="python -m haystack_rl.testing.mock_server", description=main.__doc__)
+    """`python -m tools.testing.mock_server --port 8000 --answer reverse_text [--fault-rate 500=0.1]`."""
+    parser = argparse.ArgumentParser(prog="python -m tools.testing.mock_server", description=main.__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="0: any free port (printed on start)")
     parser.add_argument("--answer", default="reverse_text", choices=sorted(ANSWERS))

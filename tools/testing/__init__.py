@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from haystack_rl.testing.mock_server import (
+    from tools.testing.mock_server import (
         ANSWERS,
         FAULTS,
         MockChatServer,
@@ -17,9 +17,9 @@ __all__ = ["ANSWERS", "FAULTS", "MockChatServer", "reverse_text_answer", "tic_ta
 
 
 def __getattr__(name: str) -> Any:
-    # imported lazily, so `python -m haystack_rl.testing.mock_server` runs the module once, as __main__
+    # imported lazily, so `python -m tools.testing.mock_server` runs the module once, as __main__
     if name in __all__:
-        from haystack_rl.testing import mock_server
+        from tools.testing import mock_server
 
         return getattr(mock_server, name)
-    raise AttributeError(f"module 'haystack_rl.testing' has no attribute {name!r}")
+    raise AttributeError(f"module 'tools.testing' has no attribute {name!r}")

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from haystack_rl.models.skills import SKILLS, Conversation, sample_conversation
+from tools.tiny_model.skills import SKILLS, Conversation, sample_conversation
 
 
 @dataclass
@@ -109,7 +109,7 @@ def pretrain(init_dir: str | Path, output_dir: str | Path, config: PretrainConfi
 
     Usage example:
     ```python
-    from haystack_rl.models.pretrain import PretrainConfig, pretrain
+    from tools.tiny_model.pretrain import PretrainConfig, pretrain
     from haystack_rl.models.tiny import build_tiny_model
 
     build_tiny_model("init", pretrained=False)
@@ -201,7 +201,7 @@ def export_weights(model_dir: str | Path, target: str | Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m haystack_rl.models.pretrain OUTPUT_DIR`: remake the shipped weights (about 35 min on 2 cores)."""
+    """`python -m tools.tiny_model.pretrain OUTPUT_DIR`: remake the shipped weights (about 35 min on 2 cores)."""
     import argparse
 
     import torch
