@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,16 +26,18 @@ def build_policy(
     max_retries: int = 2,
     timeout: float = 60.0,
     tokens: bool = False,
+    concurrency: int = 64,
 ) -> tuple[Any, dict[str, Any]]:
     """
     The policy generator for a `--model` spec, and the generation kwargs to run it with.
 
     - `baseline:NAME`: the environment's scripted baseline; `baseline:path/to/file.py:function` or
       `baseline:package.module:function`: any scripted policy `(messages, rng) -> reply`;
-    - with `base_url`: Haystack's `OpenAIChatGenerator` on that OpenAI-compatible server (each request retried
-      `max_retries` times on 429s, 5xx, timeouts and dropped connections with the SDK's backoff, which honours
-      Retry-After; `timeout` seconds per request); with `tokens` too, `TokenChatGenerator` on it (exact token ids
-      over vLLM's completions API; the chat template renders here, with the tokenizer of the model directory);
+    - with `base_url`: `OpenAICompatibleChatGenerator` on that OpenAI-compatible server (a connection pool of
+      `concurrency`; each request retried `max_retries` times on 429s, 5xx, timeouts and dropped connections with
+      the openai SDK's backoff, which honours Retry-After; `timeout` seconds per request); with `tokens` too,
+      `TokenChatGenerator` on it (exact token ids over vLLM's completions API; the chat template renders here,
+      with the tokenizer of the model directory);
     - `tiny`, `tiny-init` or an existing model directory: the in-process `TokenChatGenerator`.
 
     Usage example:
@@ -58,7 +59,6 @@ def build_policy(
     if tokens and not base_url:
         raise PolicySpecError("--tokens needs --base-url (a server that returns token ids, e.g. vLLM's)")
     if base_url:
-        from haystack.components.generators.chat import OpenAIChatGenerator
         from haystack.utils import Secret
 
         if api_key_env:
@@ -74,12 +74,10 @@ def build_policy(
             remote = TokenChatGenerator(model=model, base_url=base_url, api_key=api_key, timeout=timeout,
                                         max_retries=max_retries, generation_kwargs=settings)  # fmt: skip
             return remote, {}
-        # one "completion truncated" warning per reply would scroll the progress bar away; the
-        # finish reason is kept in each reply's meta in results.jsonl
-        logging.getLogger("haystack.components.generators.chat.openai").setLevel(logging.ERROR)
-        served = OpenAIChatGenerator(
-            api_key=api_key, model=model, api_base_url=base_url, max_retries=max_retries, timeout=timeout
-        )
+        from haystack_rl.generators.openai_compatible import OpenAICompatibleChatGenerator
+
+        served = OpenAICompatibleChatGenerator(model=model, api_base_url=base_url, api_key=api_key, timeout=timeout,
+                                               max_retries=max_retries, max_connections=concurrency)  # fmt: skip
         return served, {"max_tokens": max_tokens, "temperature": temperature}
     if model in BUILT_IN_MODELS or Path(model).is_dir():
         from haystack_rl.generators.token import TokenChatGenerator

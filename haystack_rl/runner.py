@@ -118,6 +118,9 @@ class RolloutRunner:
         finally:
             if writer is not None:
                 writer.close()
+            close = getattr(self.policy, "close_async", None)  # a served policy's connections belong to this loop
+            if callable(close):
+                await close()
         return [rollout for rollouts in groups for rollout in rollouts]
 
     def _results_path(self) -> Path:

@@ -281,7 +281,7 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
     else:
         policy, generation_kwargs = build_policy(settings.model, environment, settings.base_url, settings.api_key_env,
                                                  settings.max_tokens, settings.temperature, settings.max_retries,
-                                                 settings.timeout, settings.tokens)  # fmt: skip
+                                                 settings.timeout, settings.tokens, settings.concurrency)  # fmt: skip
     if hasattr(policy, "warm_up"):
         quiet_libraries()
         try:
