@@ -9,8 +9,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from haystack_rl import TagParser, load_environment
+from haystack_rl.chat.tool_parsers import HERMES_CLOSE as TOOL_CALL_CLOSE
+from haystack_rl.chat.tool_parsers import HERMES_OPEN as TOOL_CALL_OPEN
+from haystack_rl.chat.tool_parsers import HermesToolParser
 from haystack_rl.environments.tool_execution import ERROR_KINDS
-from haystack_rl.generators.tool_calls import TOOL_CALL_CLOSE, TOOL_CALL_OPEN, parse_tool_calls
 from haystack_rl_envs.calculator import CalculatorError, calculator, evaluate
 from haystack_rl_envs.tic_tac_toe import TicTacToeEnv, game
 
@@ -136,7 +138,7 @@ junk = st.text(max_size=30).filter(lambda s: "<tool_call>" not in s)
 @SETTINGS
 @given(hostile_text)
 def test_tool_call_parser_never_raises(text):
-    parsed = parse_tool_calls(text)
+    parsed = HermesToolParser().parse(text)
     assert isinstance(parsed.text, str) and all(isinstance(e, str) for e in parsed.errors)
     for call in parsed.tool_calls:
         assert isinstance(call.tool_name, str) and call.tool_name and isinstance(call.arguments, dict)
@@ -148,7 +150,7 @@ def test_tool_call_parser_never_raises(text):
 def test_tool_call_parser_reads_back_every_well_formed_call(pieces, tail):
     text = "".join(f"{j}{TOOL_CALL_OPEN}{json.dumps({'name': n, 'arguments': a})}{TOOL_CALL_CLOSE}"
                    for j, (n, a) in pieces) + tail  # fmt: skip
-    parsed = parse_tool_calls(text)
+    parsed = HermesToolParser().parse(text)
     assert parsed.errors == []
     assert [(c.tool_name, c.arguments) for c in parsed.tool_calls] == [(n, a) for _, (n, a) in pieces]
 
@@ -162,7 +164,7 @@ def test_tool_call_parser_reads_back_every_well_formed_call(pieces, tail):
 )  # fmt: skip
 def test_tool_call_parser_reports_pathological_json(body):
     start = time.perf_counter()
-    parsed = parse_tool_calls(f"{TOOL_CALL_OPEN}{body}{TOOL_CALL_CLOSE}")
+    parsed = HermesToolParser().parse(f"{TOOL_CALL_OPEN}{body}{TOOL_CALL_CLOSE}")
     assert parsed.tool_calls == [] and len(parsed.errors) == 1
     assert time.perf_counter() - start < 2.0
 
@@ -174,7 +176,7 @@ def calc():
 
 def reply_from(text):
     """What TokenChatGenerator makes of a completion when tools are on."""
-    parsed = parse_tool_calls(text)
+    parsed = HermesToolParser().parse(text)
     meta = {"tool_call_errors": parsed.errors} if parsed.errors else {}
     if parsed.tool_calls:
         return ChatMessage.from_assistant(parsed.text or None, tool_calls=parsed.tool_calls, meta=meta)

@@ -12,8 +12,8 @@ from haystack.components.generators.utils import print_streaming_chunk
 from haystack.dataclasses import ChatMessage, StreamingChunk, ToolCall
 from haystack.tools import Tool
 
+from haystack_rl.chat.tool_parsers import HermesToolParser
 from haystack_rl.generators import TokenChatGenerator
-from haystack_rl.generators.tool_calls import parse_tool_calls
 
 USER = [ChatMessage.from_system("Be brief."), ChatMessage.from_user("Say something.")]
 
@@ -288,7 +288,7 @@ def test_tool_calls_are_parsed_into_the_reply(make_generator: Any, scripted: Any
     assert "invalid JSON" in bad.meta["tool_call_errors"][0]
 
 
-# --- tool-call parsing (haystack_rl/generators/tool_calls.py) -------------------------------------------
+# --- tool-call parsing (HermesToolParser) -------------------------------------------
 
 
 def test_parse_several_calls_with_nested_arguments() -> None:
@@ -296,7 +296,7 @@ def test_parse_several_calls_with_nested_arguments() -> None:
     text = ("Thinking...\n<tool_call>\n" + json.dumps({"name": "search", "arguments": args}) + "\n</tool_call>\n"
             '<tool_call>{"name": "clock", "arguments": {}}</tool_call>'
             '<tool_call>{"name": "noargs"}</tool_call>')  # fmt: skip
-    parsed = parse_tool_calls(text, id_prefix="t")
+    parsed = HermesToolParser().parse(text, id_prefix="t")
     assert [c.tool_name for c in parsed.tool_calls] == ["search", "clock", "noargs"]
     assert parsed.tool_calls[0].arguments == args
     assert parsed.tool_calls[2].arguments == {}
@@ -311,7 +311,7 @@ def test_parse_malformed_calls_stay_in_the_text() -> None:
             '<tool_call>{"arguments": {}}</tool_call>'
             '<tool_call>{"name": "c", "arguments": [1]}</tool_call>'
             ' tail <tool_call>{"name": "d"')  # fmt: skip
-    parsed = parse_tool_calls(text)
+    parsed = HermesToolParser().parse(text)
     assert [c.tool_name for c in parsed.tool_calls] == ["a"]
     assert len(parsed.errors) == 5
     assert "invalid JSON" in parsed.errors[0] and "JSON object" in parsed.errors[1]
@@ -322,7 +322,7 @@ def test_parse_malformed_calls_stay_in_the_text() -> None:
 
 
 def test_parse_plain_text_is_untouched() -> None:
-    parsed = parse_tool_calls("  just text\n")
+    parsed = HermesToolParser().parse("  just text\n")
     assert parsed.text == "  just text\n" and parsed.tool_calls == [] and parsed.errors == []
 
 
