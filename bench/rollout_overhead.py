@@ -5,7 +5,8 @@ in its own process so its CPU is not the client's) at the same concurrency, back
 process, alternating, best of `--repeats` rounds each:
 
 - "ours": what `haystack-rl eval ENV --base-url URL` runs: `build_policy` (our
-  `OpenAICompatibleChatGenerator`, one pooled client per event loop), `RolloutRunner` with an output directory (results.jsonl written per group),
+  `OpenAICompatibleChatGenerator`, one pooled client per event loop), `RolloutRunner` with an output
+  directory (results.jsonl written per group),
   then `ResultsWriter` (the summary and metadata.json);
 - "minimal": a hand-written loop: plain message dicts, `AsyncOpenAI.chat.completions.create`, the game
   rules and the reward inline, one JSON line per rollout.

@@ -18,7 +18,7 @@ from haystack import Pipeline
 from rich.console import Console
 
 import haystack_rl  # noqa: F401 - lets Haystack's YAML loader build this package's components
-from haystack_rl.results import print_summary
+from haystack_rl.cli.summary_table import print_summary
 from haystack_rl.training import TrainConfig, Trainer
 from haystack_rl.training.cli import eval_table
 

@@ -5,7 +5,9 @@ import pytest
 from rich.console import Console
 
 from haystack_rl import Rollout
-from haystack_rl.results import ResultsWriter, pass_at_k, print_summary, summarize
+from haystack_rl.cli.summary_table import print_summary
+from haystack_rl.results import ResultsWriter
+from haystack_rl.summary import pass_at_k, summarize
 
 
 def make(example, index, reward, **kwargs):

@@ -268,8 +268,9 @@ def _parse_inputs(texts: list[str]) -> dict[str, str]:
 
 def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_error: bool, model_given: bool) -> None:
     """The body of `eval`: build, check resume, play with a progress bar, summarize."""
+    from haystack_rl.cli.summary_table import print_summary
     from haystack_rl.policies import build_policy
-    from haystack_rl.results import ResultsWriter, print_summary
+    from haystack_rl.results import ResultsWriter
     from haystack_rl.runner import RESULTS_FILE, RolloutRunner
 
     environment, agent_generator = build_environment(settings)

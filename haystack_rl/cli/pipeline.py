@@ -147,7 +147,8 @@ def run_command(
 ) -> None:
     """Run a YAML pipeline (e.g. pipelines/reverse_text_eval.yml) and print its summary if it has one."""
     from haystack_rl.cli.app import quiet_libraries
-    from haystack_rl.results import ResultsWriter, print_summary
+    from haystack_rl.cli.summary_table import print_summary
+    from haystack_rl.results import ResultsWriter
 
     quiet_libraries()
     with user_errors():

@@ -12,8 +12,8 @@ from haystack.dataclasses import ChatMessage
 
 from haystack_rl.report.runs import EVAL_LABELS, EVALS_DIR, EvalRun, ReportError, TrainingRun, rollout_from_record
 from haystack_rl.report.tokens import TokenDecoder, token_view
-from haystack_rl.results import tool_use_stats
 from haystack_rl.rollout import Rollout
+from haystack_rl.summary import tool_use_stats
 
 #: The last `<tag>...</tag>` of a reply is shown as its parsed answer.
 ANSWER_TAG = re.compile(r"<([A-Za-z_][\w-]*)>(.*?)</\1>", re.DOTALL)

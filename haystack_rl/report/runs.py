@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from haystack_rl.results import METADATA_FILE, summarize
+from haystack_rl.results import METADATA_FILE
 from haystack_rl.rollout import Rollout
 from haystack_rl.runner import RESULTS_FILE
+from haystack_rl.summary import summarize
 
 RUN_FILE = "run.json"
 TRAIN_CONFIG_FILE = "config.json"

@@ -124,6 +124,9 @@ class EvalSettings(_Section):
     """Sampling temperature (0 = greedy)."""
     max_new_tokens: int | None = Field(None, ge=1)
     """Longest reply (defaults to `grpo.max_new_tokens`)."""
+    breakdowns: list[str] = Field(default_factory=list)
+    """`Rollout.info` keys to split the before/after figures by, e.g. `[opponent]` for tic_tac_toe: each metric
+    per value appears as `KEY=VALUE/METRIC` (`opponent=random/win`)."""
 
 
 class TrainConfig(_Section):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
-from haystack_rl import results
 from haystack_rl.environments.base import Environment
 from haystack_rl.generators.token import TokenChatGenerator
-from haystack_rl.rollout import Rollout
+from haystack_rl.results import ResultsWriter
 from haystack_rl.runner import RolloutRunner
+from haystack_rl.summary import flatten, summarize
 
 logger = logging.getLogger(__name__)
 
@@ -25,24 +26,6 @@ def make_policy(model: str | Any, max_new_tokens: int, temperature: float, token
     return generator
 
 
-def summarize(rollouts: list[Rollout]) -> dict[str, Any]:
-    """
-    The flat view of `haystack_rl.results.summarize` that training logs and tables use: mean reward
-    (None-rewards excluded and counted), its std, each reward function and metric, counts, errors.
-    """
-    full = results.summarize(rollouts)
-    return {
-        "reward": full["reward_mean"],
-        "reward_std": full["reward_std"] if full["reward_std"] is not None else 0.0,
-        "rollouts": full["n"],
-        "unscored": full["n_unscored"],
-        "errors": full["errors"],
-        **full["rewards"],
-        **full["metrics"],
-        **results.tool_use_stats(rollouts),
-    }
-
-
 def evaluate(
     environment: Environment,
     policy: Any,
@@ -53,13 +36,15 @@ def evaluate(
     concurrency: int = 32,
     output_dir: str | None = None,
     run_info: dict[str, Any] | None = None,
+    breakdowns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """
-    Play the eval split with `policy` and summarize (see `summarize`).
+    Play the eval split with `policy`; returns the flat summary (`haystack_rl.summary.flatten`).
 
     :param concurrency: Episodes in flight (the generator batches concurrent requests into one forward pass).
     :param output_dir: Save the rollouts there as an eval run does (`results.jsonl`, and `metadata.json`
         with `run_info`), so `haystack-rl report` can show them.
+    :param breakdowns: `Rollout.info` keys to split the metrics by (`KEY=VALUE/METRIC`, see `flatten`).
     """
     runner = RolloutRunner(
         environment,
@@ -74,8 +59,8 @@ def evaluate(
     )
     rollouts = runner.run()["rollouts"]
     if output_dir is not None:
-        results.ResultsWriter(output_dir, breakdowns=list(environment.summary_breakdowns)).run(rollouts, run_info)
-    return summarize(rollouts)
+        ResultsWriter(output_dir, breakdowns=list(environment.summary_breakdowns)).run(rollouts, run_info)
+    return flatten(summarize(rollouts, breakdowns))
 
 
 def evaluate_model(
@@ -87,6 +72,7 @@ def evaluate_model(
     rollouts_per_example: int = 1,
     seed: int = 0,
     output_dir: str | None = None,
+    breakdowns: Sequence[str] = (),
 ) -> dict[str, Any]:
     """
     `evaluate` a model directory, sampled at `temperature` (0: greedy) with at most `max_new_tokens` per turn;
@@ -98,4 +84,4 @@ def evaluate_model(
                            "rollouts_per_example": rollouts_per_example, "seed": seed, "split": "eval",
                            "max_tokens": max_new_tokens, "temperature": temperature}}  # fmt: skip
     return evaluate(environment, policy, num_examples, rollouts_per_example, seed, generation_kwargs,
-                    output_dir=output_dir, run_info=run_info)  # fmt: skip
+                    output_dir=output_dir, run_info=run_info, breakdowns=breakdowns)  # fmt: skip

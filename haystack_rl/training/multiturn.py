@@ -13,8 +13,8 @@ from haystack_rl.asyncio_utils import run_sync
 from haystack_rl.environments.base import Environment
 from haystack_rl.environments.pipeline_env import PipelineEnv
 from haystack_rl.episode import derive_seed, play_episode
-from haystack_rl.results import tool_use_stats
 from haystack_rl.rollout import Rollout
+from haystack_rl.summary import tool_use_stats
 from haystack_rl.training.rewards import SCORES_FIELD, example_row, rollout_scores
 
 logger = logging.getLogger(__name__)

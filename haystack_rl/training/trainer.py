@@ -128,7 +128,8 @@ class Trainer:
         saved = Path(config.output_dir) / EVALS_DIR / label  # rollouts for `haystack-rl report`, as an eval run
         shutil.rmtree(saved, ignore_errors=True)  # always this evaluation's own rollouts, never an older run's
         summary = evaluate_model(environment, model_dir, max_new, config.eval.temperature, config.eval.num_examples,
-                                 config.eval.rollouts_per_example, config.seed, output_dir=str(saved))  # fmt: skip
+                                 config.eval.rollouts_per_example, config.seed, output_dir=str(saved),
+                                 breakdowns=config.eval.breakdowns)  # fmt: skip
         summary["wall_s"] = time.perf_counter() - start
         append_record(Path(config.output_dir) / METRICS_FILE, {"stage": "eval", "label": label, "time": time.time(),
                                                               "eval_reward": summary["reward"]})  # fmt: skip
