@@ -102,7 +102,7 @@ def direct(args: argparse.Namespace, output_dir: str) -> list[tuple[float, float
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from haystack_rl.training.sft import cpu_friendly_args
+    from haystack_rl.training.model_setup import cpu_friendly_args
 
     values = settings(args, output_dir)["grpo"]
     environment = load_environment(ENV)

@@ -211,7 +211,7 @@ def test_cli_run_asks_the_agent_a_question(tmp_path: Path) -> None:
 def test_sft_refuses_rows_truncated_away(caplog: pytest.LogCaptureFixture) -> None:
     from datasets import Dataset
 
-    from haystack_rl.training.sft import check_lengths
+    from haystack_rl.training.preflight import check_lengths
 
     with pytest.raises(ValueError, match=r"calculator: all 3 SFT rows were truncated away at sft.max_length=512"):
         check_lengths(Dataset.from_dict({"input_ids": []}), 3, 512, "calculator")
@@ -222,7 +222,8 @@ def test_sft_refuses_rows_truncated_away(caplog: pytest.LogCaptureFixture) -> No
 def test_sft_refuses_rows_whose_prompt_outgrows_max_length_before_any_work(tiny_model_path: Path) -> None:
     from transformers import AutoTokenizer
 
-    from haystack_rl.training.sft import DemonstrationSetupError, check_row_lengths, demonstrations
+    from haystack_rl.training.preflight import DemonstrationSetupError, check_row_lengths
+    from haystack_rl.training.sft import demonstrations
 
     env = load_environment("calculator", num_train_examples=2, num_eval_examples=1)
     rows = demonstrations(env)  # the prompt holds the tool schema: ~800 tokens before the first reply

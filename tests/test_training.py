@@ -376,7 +376,7 @@ def test_demonstrated_replies_longer_than_generation_are_refused_before_any_work
                                                                                 tiny_dir: str) -> None:  # fmt: skip
     from transformers import AutoTokenizer
 
-    from haystack_rl.training.sft import DemonstrationSetupError, check_reply_budget, reply_lengths
+    from haystack_rl.training.preflight import DemonstrationSetupError, check_reply_budget, reply_lengths
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_dir)
     guess = [ChatMessage.from_user("Guess?"), ChatMessage.from_assistant("<guess>50</guess>")]

@@ -57,7 +57,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
 def _training_errors() -> tuple[type[BaseException], ...]:
     try:
         from haystack_rl.training.config import ConfigError
-        from haystack_rl.training.sft import DemonstrationSetupError
+        from haystack_rl.training.preflight import DemonstrationSetupError
     except ImportError:  # training is not installed
         return ()
     return (ConfigError, DemonstrationSetupError)

@@ -14,9 +14,9 @@ from haystack_rl.training.callbacks import JsonlMetricsCallback, TimeLimitCallba
 from haystack_rl.training.checkpoints import last_complete_checkpoint
 from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.evaluation import evaluate, make_policy
+from haystack_rl.training.model_setup import cpu_friendly_args, lora_config, save_on_main
 from haystack_rl.training.multiturn import EnvRolloutFunc
 from haystack_rl.training.rewards import example_row, scored_reward_funcs
-from haystack_rl.training.sft import cpu_friendly_args, lora_config, save_on_main
 
 logger = logging.getLogger(__name__)
 

@@ -17,14 +17,17 @@ from haystack_rl.rollout import Rollout
 from haystack_rl.training.callbacks import JsonlMetricsCallback
 from haystack_rl.training.checkpoints import last_complete_checkpoint
 from haystack_rl.training.config import TrainConfig
-from haystack_rl.training.distributed import is_main_process, wait_for_everyone
+from haystack_rl.training.model_setup import cpu_friendly_args, lora_config, save_on_main
+from haystack_rl.training.preflight import (
+    DemonstrationSetupError,
+    check_lengths,
+    check_reply_budget,
+    check_row_lengths,
+    reply_lengths,
+)
 from haystack_rl.training.rewards import to_trl_messages
 
 logger = logging.getLogger(__name__)
-
-
-class DemonstrationSetupError(ValueError):
-    """SFT has nothing (right) to learn from; the message names the fix."""
 
 
 def demonstrations(
@@ -263,138 +266,3 @@ def run_sft(
     metrics = {f"sft_{k}": v for k, v in result.metrics.items()}
     metrics["sft_examples"] = len(rows)
     return str(final), metrics
-
-
-def check_row_lengths(tokenizer: Any, rows: list[dict[str, Any]], max_length: int, name: str, sample: int = 32) -> None:
-    """
-    Refuse SFT rows whose first trained token lies past `sft.max_length` (TRL cuts rows at the end, so such a
-    row keeps nothing to learn; a tool environment's prompts hold the tool schemas, so they are long). Checked on a
-    sample of rows, before any work.
-
-    :raises DemonstrationSetupError: With the length needed.
-    """
-    prefixes = []
-    for row in rows[:sample]:
-        messages = row.get("messages") or row["prompt"] + row["completion"]
-        first = next((i for i, m in enumerate(messages) if m["role"] == "assistant"), len(messages))
-        tools = json.loads(row["tools"]) if "tools" in row else None
-        text = str(tokenizer.apply_chat_template(messages[:first], tools=tools, add_generation_prompt=True,
-                                                 tokenize=False))  # fmt: skip
-        prefixes.append(len(tokenizer(text, add_special_tokens=False)["input_ids"]))
-    if prefixes and min(prefixes) >= max_length:
-        raise DemonstrationSetupError(f"{name}: SFT rows reach their first reply only after {min(prefixes)} tokens, "
-                                      f"past sft.max_length={max_length}: nothing would be left to learn; raise "
-                                      f"sft.max_length above {max(prefixes)}")  # fmt: skip
-
-
-def check_lengths(dataset: Any, num_rows: int, max_length: int, name: str) -> None:
-    """
-    Refuse SFT rows that TRL truncated away, and warn about truncated ones: tokens past `sft.max_length` are
-    cut from the end, which is the completion (a tool environment's prompt holds the tool schemas, so it is long).
-    """
-    lengths = [len(ids) for ids in dataset["input_ids"]] if len(dataset) else []
-    if not lengths:
-        raise DemonstrationSetupError(f"{name}: all {num_rows} SFT rows were truncated away at sft.max_length="
-                                      f"{max_length} tokens (nothing left to learn); raise sft.max_length")  # fmt: skip
-    cut = sum(length >= max_length for length in lengths) + num_rows - len(lengths)
-    if cut:
-        logger.warning("%s: %d of %d SFT rows reach sft.max_length=%d tokens and lose the end of their completion; "
-                       "raise sft.max_length", name, cut, num_rows, max_length)  # fmt: skip
-
-
-def reply_lengths(tokenizer: Any, transcripts: list[list[ChatMessage]], tools: Any = None) -> list[int]:
-    """
-    The length in tokens of each distinct demonstrated reply as the model would generate it (its rendering by
-    the chat template, end-of-turn token included, trailing whitespace after it not).
-    """
-    specs = tool_specs(tools)
-    opening = [{"role": "user", "content": "."}]
-    prompt = str(tokenizer.apply_chat_template(opening, tools=specs, add_generation_prompt=True, tokenize=False))
-    lengths: dict[str, int] = {}
-    for messages in transcripts:
-        for message in messages:
-            if not message.is_from("assistant"):
-                continue
-            reply = to_trl_messages([message])
-            key = json.dumps(reply, sort_keys=True)
-            if key in lengths:
-                continue
-            text = str(tokenizer.apply_chat_template(opening + reply, tools=specs, tokenize=False))
-            generated = text[len(prompt) :] if text.startswith(prompt) else str(message.text or "")
-            lengths[key] = len(tokenizer(generated.rstrip(), add_special_tokens=False)["input_ids"])
-    return list(lengths.values())
-
-
-def check_reply_budget(lengths: list[int], config: TrainConfig, name: str) -> None:
-    """
-    Refuse demonstrations with replies longer than generation may be: the model would learn replies that
-    `max_new_tokens` cuts (a cut tool call or tagged answer is malformed), so GRPO and evaluation would see only
-    broken replies, and SFT would seem to learn nothing.
-
-    :raises DemonstrationSetupError: With the numbers and the setting to raise.
-    """
-    if not lengths:
-        return
-    longest = max(lengths)
-    budgets = {"eval.max_new_tokens": config.eval.max_new_tokens or config.grpo.max_new_tokens}
-    if config.grpo.steps > 0:
-        budgets["grpo.max_new_tokens"] = config.grpo.max_new_tokens
-    short = {key: value for key, value in budgets.items() if value < longest}
-    if short:
-        cut = sum(length > min(short.values()) for length in lengths)
-        raise DemonstrationSetupError(
-            f"{name}: {cut} of {len(lengths)} distinct demonstrated replies are longer than "
-            f"{' and '.join(f'{k}={v}' for k, v in short.items())} (the longest: {longest} tokens, end token "
-            f"included), so generation would cut them; raise {' and '.join(short)} to at least {longest}"
-        )
-
-
-def cpu_friendly_args() -> dict[str, Any]:
-    """TrainingArguments for CPU runs: TRL defaults bf16 and gradient checkpointing on, both slow on CPU."""
-    import torch
-
-    on_cpu = not torch.cuda.is_available()
-    return {"use_cpu": on_cpu, "bf16": not on_cpu, "gradient_checkpointing": not on_cpu}
-
-
-def lora_config(config: TrainConfig) -> Any:
-    """The peft `LoraConfig` from the config's `lora` section."""
-    from peft import LoraConfig
-
-    lora = config.lora
-    return LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-
-
-def save_on_main(model: Any, tokenizer: Any, path: str | Path, merge: bool = True) -> Path:
-    """`save_plain_model` on the main process; every process returns once the directory is written."""
-    if is_main_process():
-        save_plain_model(model, tokenizer, path, merge)
-    wait_for_everyone()
-    return Path(path)
-
-
-def save_plain_model(model: Any, tokenizer: Any, path: str | Path, merge: bool = True) -> Path:
-    """
-    Save a plain HF model directory (weights, config, generation config, tokenizer, chat template).
-
-    A peft model is merged into its base weights first when `merge`; otherwise its adapter is saved
-    (a directory peft loads, not a plain model).
-    """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    to_save = model
-    if hasattr(model, "merge_and_unload") and merge:
-        import copy
-
-        to_save = copy.deepcopy(model).merge_and_unload()
-    if getattr(to_save.config, "use_cache", None) is False:  # training turns the KV cache off; generation wants it
-        to_save.config.use_cache = True
-    to_save.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path

@@ -19,7 +19,8 @@ from haystack_rl.training.config import TrainConfig
 from haystack_rl.training.distributed import is_main_process, wait_for_everyone
 from haystack_rl.training.evaluation import evaluate_model
 from haystack_rl.training.grpo import run_grpo
-from haystack_rl.training.sft import run_sft, save_plain_model, sft_rows
+from haystack_rl.training.model_setup import save_plain_model
+from haystack_rl.training.sft import run_sft, sft_rows
 
 logger = logging.getLogger(__name__)
 
