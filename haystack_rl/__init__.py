@@ -10,7 +10,8 @@ from haystack_rl.environments import (
     check_environment,
 )
 from haystack_rl.registry import available_environments, load_environment
-from haystack_rl.rollout import Rollout, Turn, read_rollouts, rollouts_to_dataset, write_rollouts
+from haystack_rl.rollout import Rollout, Turn
+from haystack_rl.rollout_io import read_rollouts, rollouts_to_dataset, write_rollouts
 from haystack_rl.rubrics import RewardFunction, Rubric, TagParser
 from haystack_rl.runner import RolloutRunner
 from haystack_rl.trust import BUILT_IN_MODULES, trust_modules

@@ -13,7 +13,8 @@ from haystack import component, default_from_dict, default_to_dict
 from haystack_rl.asyncio_utils import run_sync
 from haystack_rl.environments.base import Environment
 from haystack_rl.episode import derive_seed, play_episode
-from haystack_rl.rollout import Rollout, RolloutWriter, read_rollouts, write_rollouts
+from haystack_rl.rollout import Rollout
+from haystack_rl.rollout_io import RolloutWriter, read_rollouts, write_rollouts
 
 RESULTS_FILE = "results.jsonl"
 

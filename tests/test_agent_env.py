@@ -15,7 +15,7 @@ from haystack_rl import RolloutRunner, ToolEnv, load_environment
 from haystack_rl.agents import AgentDefinitionError, find_agent, load_agent, read_agent_yaml, with_model
 from haystack_rl.cli import app
 from haystack_rl.generators import FunctionChatGenerator
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 from haystack_rl.tasks import load_tasks
 from haystack_rl.training.sft import demonstrations
 

@@ -4,10 +4,10 @@ import pytest
 from typer.testing import CliRunner
 
 from haystack_rl.cli import app
-from haystack_rl.cli.evaluate import model_slug
+from haystack_rl.cli.eval_setup import model_slug
 from haystack_rl.overrides import apply_to_pipeline as apply_override
 from haystack_rl.overrides import parse_override
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 
 runner = CliRunner()
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from haystack_rl.cli import app
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 from haystack_rl_envs.reverse_text import ReverseTextEnv
 from tools.testing import MockChatServer
 

@@ -22,7 +22,7 @@ from haystack_rl import load_environment
 from haystack_rl.agents import read_agent_yaml
 from haystack_rl.cli import app
 from haystack_rl.environments.tool_env import ToolEnv
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 from haystack_rl.training.multiturn import EnvRolloutFunc
 from haystack_rl.training.rewards import example_row
 

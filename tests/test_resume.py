@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 
 N_EXAMPLES, R = 12, 3
 PLUGIN = '''

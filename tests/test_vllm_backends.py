@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from haystack_rl.backends import GenerationRequest, OpenAITokenBackend, TRLVLLMBackend
 from haystack_rl.cli import app
 from haystack_rl.generators import TokenChatGenerator
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 from haystack_rl.training import TrainConfig
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]

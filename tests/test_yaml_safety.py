@@ -14,7 +14,7 @@ import haystack_rl  # noqa: F401 - allowlists our modules
 from haystack_rl import RolloutRunner
 from haystack_rl.cli import app
 from haystack_rl.results import ResultsWriter
-from haystack_rl.rollout import read_rollouts
+from haystack_rl.rollout_io import read_rollouts
 from haystack_rl_envs.reverse_text import ReverseTextEnv
 from tools.testing import MockChatServer
 
