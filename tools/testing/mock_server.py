@@ -19,13 +19,13 @@ import subprocess as _sp
 import sys
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-Answer = Callable[[list[dict[str, Any]]], str]
+from tools.testing.answers import ANSWERS, Answer, message_text
+
 #: A fault plan: (request index, request body) -> a fault name or None for a normal answer.
 FaultPlan = Callable[[int, dict[str, Any]], "str | None"]
 
@@ -39,53 +39,6 @@ FAULTS = {
     "context_length": "HTTP 400 saying the conversation exceeds the model's context (OpenAI's and vLLM's wording)",
 }
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests", 500: "Internal Server Error"}
-
-
-# --- answers ---------------------------------------------------------------------------------------
-def _text(message: dict[str, Any]) -> str:
-    """The text of an OpenAI-format message (a string or a list of content parts)."""
-    content = message.get("content") or ""
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-
-def _last_user_text(messages: list[dict[str, Any]]) -> str:
-    return next((_text(m) for m in reversed(messages) if m.get("role") == "user"), "")
-
-
-def reverse_text_answer(messages: list[dict[str, Any]]) -> str:
-    """
-    The reverse_text oracle: the last user message reversed, in <reversed_text> tags.
-
-    Usage example:
-    ```python
-    from tools.testing import reverse_text_answer
-
-    assert reverse_text_answer([{"role": "user", "content": "abc"}]) == "<reversed_text>cba</reversed_text>"
-    ```
-    """
-    return f"<reversed_text>{_last_user_text(messages)[::-1]}</reversed_text>"
-
-
-def tic_tac_toe_answer(messages: list[dict[str, Any]]) -> str:
-    """
-    A legal tic-tac-toe move on the board drawn in the last user message (`<move>N</move>`).
-
-    The move is a fixed function of the board (no minimax: it must be cheap). Without a board the
-    answer is `<move>5</move>`.
-    """
-    from haystack_rl_envs.tic_tac_toe import game
-
-    board = game.parse_board(_last_user_text(messages))
-    moves = game.legal_moves(board) if board else []
-    if not moves:
-        return "<move>5</move>"
-    return f"<move>{moves[zlib.crc32(board.encode()) % len(moves)]}</move>"  # type: ignore[union-attr]
-
-
-#: Answer functions by name (for `--answer` and `MockChatServer(answer="...")`).
-ANSWERS: dict[str, Answer] = {"reverse_text": reverse_text_answer, "tic_tac_toe": tic_tac_toe_answer}
 
 
 # --- the server ------------------------------------------------------------------------------------
@@ -316,7 +269,7 @@ class MockChatServer:
         text = self.answer(messages)
         model = request.get("model", "mock")
         n = int(request.get("n") or 1)
-        prompt_tokens = sum(len(_text(m)) for m in messages) // 4 + 1
+        prompt_tokens = sum(len(message_text(m)) for m in messages) // 4 + 1
         completion_tokens = len(text) // 4 + 1
         if request.get("stream"):
             self._write_stream(writer, model, text, prompt_tokens, completion_tokens)
