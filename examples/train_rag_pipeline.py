@@ -58,6 +58,16 @@ def deploy(model_dir: str, output: Path) -> Path:
     return output
 
 
+def train_config(sft_steps: int, grpo_steps: int, eval_examples: int, seed: int, output: str) -> dict[str, Any]:
+    """The training run: SFT warm start on the expert's demonstrations, then GRPO on both generator calls."""
+    return {
+        "env": f"{Path(__file__).resolve()}:load_environment", "output_dir": output, "seed": seed,
+        "sft": {"steps": sft_steps, "batch": 16, "lr": 2e-3, "max_length": 1024},
+        "grpo": {"steps": grpo_steps, "batch": 16, "num_generations": 8, "max_new_tokens": 64, "lr": 2e-5},
+        "eval": {"num_examples": eval_examples, "max_new_tokens": 64},
+    }  # fmt: skip
+
+
 def main() -> None:
     from haystack_rl.cli.app import quiet_libraries
     from haystack_rl.cli.pipeline import load_pipeline
@@ -73,12 +83,7 @@ def main() -> None:
     parser.add_argument("--output", default="runs/rag")
     args = parser.parse_args()
     quiet_libraries()
-    trainer = Trainer({
-        "env": f"{Path(__file__).resolve()}:load_environment", "output_dir": args.output, "seed": args.seed,
-        "sft": {"steps": args.sft_steps, "batch": 16, "lr": 2e-3, "max_length": 1024},
-        "grpo": {"steps": args.grpo_steps, "batch": 16, "num_generations": 8, "max_new_tokens": 64, "lr": 2e-5},
-        "eval": {"num_examples": args.eval_examples, "max_new_tokens": 64},
-    })  # fmt: skip
+    trainer = Trainer(train_config(args.sft_steps, args.grpo_steps, args.eval_examples, args.seed, args.output))
     with training_progress() as progress:
         trainer.add_callback(RichProgressCallback(progress))
         result = trainer.run()
