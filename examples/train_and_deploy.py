@@ -22,13 +22,14 @@ from haystack_rl.cli.summary_table import print_summary
 from haystack_rl.training import TrainConfig, Trainer
 from haystack_rl.training.cli import eval_table
 
-PIPELINES = Path(__file__).resolve().parent.parent / "pipelines"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS, PIPELINES = ROOT / "configs", ROOT / "pipelines"
 
 
 def train(sft_steps: int, grpo_steps: int, games: int, output: str, overrides: list[str]) -> dict[str, Any]:
     """Evaluate `tiny`, warm-start it on expert (minimax) games, run GRPO, evaluate again (all inside `Trainer`)."""
     config = TrainConfig.from_yaml(
-        PIPELINES / "train_tic_tac_toe.yml",
+        CONFIGS / "train_tic_tac_toe.yml",
         overrides=[
             f"sft.steps={sft_steps}",
             f"grpo.steps={grpo_steps}",

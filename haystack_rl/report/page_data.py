@@ -123,10 +123,12 @@ def eval_section(run: EvalRun, section_id: str, label: str) -> dict[str, Any]:
 
 def derived_figures(rollouts: list[Rollout], summary: dict[str, Any]) -> dict[str, Any]:
     """
-    Figures computed from the rollouts that the summary may lack: tool use, errors by kind, and success when
-    the summary has none (older runs): the environment's verdicts, else the share reaching reward 1.0.
+    Figures computed from the rollouts that the summary may lack: tool use (older runs), errors by kind, and
+    success when the summary has none: the environment's verdicts, else the share reaching reward 1.0.
     """
     stats: dict[str, Any] = dict(tool_use_stats(rollouts))
+    for key in summary.get("tool_use") or {}:
+        stats.pop(key, None)
     if "success" in summary:
         stats.pop("success", None)
     elif "success" in stats:

@@ -89,6 +89,7 @@
     const errors = [figureRow("errors", ["errors"], s.errors, s.errors ? "bad" : null)]
       .concat(Object.entries(s.reward_errors || {}).map(([k, v]) => figureRow(`reward error: ${k}`, ["reward_errors", k], v, "bad")))
       .concat(Object.entries((section.derived || {}).errors_by_kind || {}).map(([k, v]) => figureRow(k, ["derived", "errors_by_kind", k], v, "bad")));
+    const tools = Object.entries(s.tool_use || {}).map(([k, v]) => figureRow(k.replace(/_/g, " "), ["tool_use", k], v));
     const stops = Object.entries(s.stop_reasons || {}).map(([k, v]) => figureRow(k, ["stop_reasons", k], v));
     const t = s.tokens || {};
     const cost = [
@@ -105,7 +106,7 @@
     const block = (title, rows) => (rows.length ? el("div", {}, el("h3", { text: title }), kvTable(rows)) : null);
     panel.append(el("div", { class: "figures" },
       block("reward", head), block("reward functions", rewards), block("metrics", metrics), block("pass@k", pass),
-      block("errors", errors), block("stop reasons", stops), block("tokens and time", cost),
+      block("tool use", tools), block("errors", errors), block("stop reasons", stops), block("tokens and time", cost),
       derived.length ? el("div", {}, el("h3", { text: "from the rollouts" }), kvTable(derived),
         el("div", { class: "note", text: d.success_source ? `success: ${d.success_source}` : "" })) : null));
     for (const [key, byValue] of Object.entries(s.breakdowns || {})) panel.append(breakdownTable(key, byValue));
