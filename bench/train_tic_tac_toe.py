@@ -1,7 +1,14 @@
 """Bench: `tiny` on tic_tac_toe, SFT warm start then GRPO; win/draw/loss before and after, and wall times.
 
-Usage: python bench/train_tic_tac_toe.py [--part weak|expert|both] [--sft-steps N | --sft-model DIR]
+Usage: python bench/train_tic_tac_toe.py --part main [--demo-config configs/tic_tac_toe_demo.yml] [--set key=value ...]
+       python bench/train_tic_tac_toe.py [--part weak|expert|both] [--sft-steps N | --sft-model DIR]
        [--grpo-steps N] [--grpo-minutes M] [--games 200] [--output runs/bench_tic_tac_toe] [--set key.sub=value ...]
+
+- main: the main job (`make demo`) as it runs: one `Trainer` run of `--demo-config` (evaluation before, after SFT
+  and after GRPO on the eval split: half the games against a uniformly random opponent, half against pure minimax).
+  Prints W/D/L per opponent and the invalid-move rate per stage, the steps and wall times of each stage, the
+  process's CPU time and the load average. Targets (issue 40): <= 10 min end to end (set-up excluded) on 2 idle
+  cores; GRPO adds >= +20 win points against the random opponent over the SFT warm start, invalid moves <= 2%.
 
 - weak: SFT on random-legal-move demonstrations (the format, no strategy), then GRPO against a random
   opponent (in training an invalid move loses the game, constant lr 7e-5: `WEAK_GRPO`; evaluation still retries).
@@ -21,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +37,9 @@ from haystack_rl import load_environment
 from haystack_rl.training import TrainConfig, Trainer
 from haystack_rl.training.evaluation import evaluate, make_policy
 
-CONFIG = Path(__file__).resolve().parent.parent / "pipelines" / "train_tic_tac_toe.yml"
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "configs" / "train_tic_tac_toe.yml"
+DEMO_CONFIG = ROOT / "configs" / "tic_tac_toe_demo.yml"
 RANDOM_OPPONENT = {"min_random_move_prob": 1.0, "max_random_move_prob": 1.0}
 MINIMAX_OPPONENT = {"min_random_move_prob": 0.0, "max_random_move_prob": 0.0}
 #: GRPO of the weak part: an invalid move loses the game (with a retry it cost only -0.1 once per game, and GRPO
@@ -84,9 +95,60 @@ def row(name: str, summary: dict[str, Any] | None) -> str:
     return f"{name:<34}" + "".join(cells)
 
 
+def main_job(args: argparse.Namespace) -> None:
+    """The main job's own run: `Trainer` on the demo config; per-opponent W/D/L, invalid moves, steps and times."""
+    config = TrainConfig.from_yaml(args.demo_config, args.set)
+    load_before, cpu_before, start = os.getloadavg(), time.process_time(), time.perf_counter()
+    result = Trainer(config.to_dict()).run()
+    wall, cpu, load_after = time.perf_counter() - start, time.process_time() - cpu_before, os.getloadavg()
+    metrics = result["metrics"]
+    stages = (("before", "eval_before"), ("after SFT", "eval_sft"), ("after GRPO", "eval_after"))
+    opponents = ("random", "minimax")
+    head = "".join(f"{'vs ' + o + ' W/D/L %':>22}" for o in opponents)
+    lines = [f"{'stage':<12}{head}{'invalid %':>11}{'unfin. %':>10}{'eval s':>8}"]
+    figures: dict[str, Any] = {}
+    for label, key in stages:
+        summary = metrics.get(key) or {}
+        cells = []
+        for opponent in opponents:
+            wdl = [summary.get(f"opponent={opponent}/{k}") for k in ("win", "draw", "loss")]
+            cells.append("/".join(f"{100 * v:.1f}" if v is not None else "-" for v in wdl))
+            figures[f"{key}/{opponent}"] = wdl
+        invalid, unfinished = summary.get("invalid_move_rate"), summary.get("unfinished")
+        figures[f"{key}/invalid"] = invalid
+        lines.append(f"{label:<12}" + "".join(f"{c:>22}" for c in cells)
+                     + f"{_pct(invalid):>11}{_pct(unfinished):>10}{summary.get('wall_s', 0.0):>8.0f}")  # fmt: skip
+    sft_steps, grpo_steps = config.sft.steps if config.sft.enabled else 0, metrics.get("grpo_steps_done", 0)
+    sft_s, grpo_s = metrics.get("sft_wall_s", 0.0), metrics.get("grpo_wall_s", 0.0)
+    evals_s = sum((metrics.get(key) or {}).get("wall_s", 0.0) for _, key in stages)
+    win_sft, win_grpo = (figures[f"{key}/random"][0] for key in ("eval_sft", "eval_after"))
+    gain = 100 * (win_grpo - win_sft) if win_sft is not None and win_grpo is not None else None
+    print(f"\ntic_tac_toe main job ({args.demo_config}, seed {config.seed}); "
+          f"{config.eval.num_examples} greedy eval games per stage, half against each opponent")  # fmt: skip
+    print("\n".join(lines))
+    print(
+        f"\nSFT {sft_steps} steps {sft_s:.0f} s ({sft_s / max(1, sft_steps):.2f} s/step); GRPO {grpo_steps} steps "
+        f"{grpo_s:.0f} s ({grpo_s / max(1, grpo_steps):.2f} s/step); evaluations {evals_s:.0f} s; "
+        f"total {wall:.0f} s (target <= 600 s), CPU {cpu:.0f} s, "
+        f"load average {load_before[0]:.1f} -> {load_after[0]:.1f}"
+    )
+    if gain is not None:
+        invalid = figures["eval_after/invalid"]
+        print(f"GRPO over the warm start: {gain:+.1f} win points vs random (target >= +20), "
+              f"invalid moves {_pct(invalid)}% (target <= 2%)")  # fmt: skip
+    print(json.dumps({"figures": figures, "gain_vs_random": gain, "sft_steps": sft_steps, "grpo_steps": grpo_steps,
+                      "sft_s": sft_s, "grpo_s": grpo_s, "evals_s": evals_s, "wall_s": wall, "cpu_s": cpu,
+                      "load": [load_before[0], load_after[0]]}))  # fmt: skip
+
+
+def _pct(value: float | None) -> str:
+    return f"{100 * value:.1f}" if isinstance(value, int | float) else "-"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=("weak", "expert", "both"), default="both")
+    parser.add_argument("--part", choices=("main", "weak", "expert", "both"), default="both")
+    parser.add_argument("--demo-config", default=str(DEMO_CONFIG), help="main part: the main job's config")
     parser.add_argument("--sft-steps", type=int, default=300)
     parser.add_argument("--grpo-steps", type=int, default=200)
     parser.add_argument("--grpo-minutes", type=float, default=30.0, help="stop GRPO after this long (0: no limit)")
@@ -95,6 +157,9 @@ def main() -> None:
     parser.add_argument("--output", default="runs/bench_tic_tac_toe")
     parser.add_argument("--set", action="append", default=[], help="extra config overrides key.sub=value")
     args = parser.parse_args()
+    if args.part == "main":
+        main_job(args)
+        return
     parts = ("weak", "expert") if args.part == "both" else (args.part,)
     lines = [f"{'model / opponent':<34}" + "".join(f"{label:>10}" for label in LABELS)]
     walls: list[str] = []

@@ -154,9 +154,10 @@ def summarize(
     Summarize an evaluation: every figure a results table or `metadata.json` shows.
 
     Rollouts whose reward is None (a reward function failed, or the episode errored before scoring)
-    are left out of the reward mean/std and counted in `n_unscored`. For pass@k, a rollout passes when
-    its reward is >= 1.0 - 1e-9 (unscored rollouts fail), groups are rollouts sharing a `group_id`, and
-    k runs over 1, 2, 4, ... up to the smallest group size.
+    are left out of the reward mean/std and counted in `n_unscored`. For `success` and pass@k, a rollout
+    passes by the environment's verdict (`rollout.success`), else when its reward is >= 1.0 - 1e-9
+    (see `passes`); groups are rollouts sharing a `group_id`, and k runs over 1, 2, 4, ... up to the
+    smallest group size.
 
     :param rollouts: The rollouts to summarize.
     :param breakdowns: Keys of `Rollout.info` to split the mean reward and metrics by (an environment's

@@ -2,6 +2,7 @@ import functools
 import math
 import random
 from collections import Counter, defaultdict
+from fractions import Fraction
 
 import pytest
 from haystack.dataclasses import ChatMessage
@@ -82,6 +83,38 @@ def test_examples_alternate_starts_and_draw_random_move_prob():
         TicTacToeEnv(num_eval_examples=6, num_train_examples=10).examples()
         == TicTacToeEnv(num_eval_examples=6, num_train_examples=10).examples()
     )
+
+
+def test_eval_split_can_hold_fixed_opponents_in_pairs_without_moving_the_train_split():
+    knobs = {"num_train_examples": 10, "num_eval_examples": 8, "min_random_move_prob": 1.0}
+    env = TicTacToeEnv(**knobs, eval_random_move_probs=[1.0, 0.0])
+    evals = env.examples("eval")
+    assert [e["random_move_prob"] for e in evals] == [1.0, 1.0, 0.0, 0.0] * 2
+    assert [e["model_starts"] for e in evals] == [True, False] * 4  # each opponent: the model starts half
+    assert [opponent_bucket(e["random_move_prob"]) for e in evals[:4]] == ["random", "random", "minimax", "minimax"]
+    assert env.examples("train") == TicTacToeEnv(**knobs).examples("train")
+    assert TicTacToeEnv.from_dict(env.to_dict()).examples("eval") == evals
+    with pytest.raises(ValueError, match="eval_random_move_probs"):
+        TicTacToeEnv(eval_random_move_probs=[1.5])
+
+
+def test_compact_wording_is_shorter_and_still_readable_by_the_baselines():
+    full, compact = TicTacToeEnv(num_eval_examples=2), TicTacToeEnv(num_eval_examples=2, compact=True)
+    for example in compact.examples("eval"):
+        short, long = compact.demonstrate(example, seed=4), full.demonstrate(example, seed=4)
+        assert [m.text for m in short if m.is_from("assistant")] == [m.text for m in long if m.is_from("assistant")]
+        assert sum(len(m.text or "") for m in short) < 0.7 * sum(len(m.text or "") for m in long)
+        for index, message in enumerate(short):
+            if message.is_from("assistant"):  # the baselines read the board off the compact text
+                board = game.parse_board(short[index - 1].text)
+                move = minimax_baseline(short[:index], random.Random(0))
+                assert board is not None and int(
+                    move.removeprefix("<move>").removesuffix("</move>")
+                ) in game.legal_moves(board)
+    _, state = compact.reset(compact.examples("eval")[1], seed=0)
+    assert state.messages[1].text.startswith("New game. The opponent moved first: ")
+    assert "-+-" not in state.messages[1].text and state.messages[1].text.endswith(".")
+    assert TicTacToeEnv.from_dict(compact.to_dict()).system_prompt == compact.system_prompt
 
 
 def test_reset_info_and_opening():
@@ -396,6 +429,39 @@ def test_theory_constants_by_expectimax():
     # the demonstrations' expert: minimax-optimal (no losses), and the best of those moves against a random opponent
     assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "X", "X", "expert")] == [0.995, 0.005, 0.0]
     assert [round(x, 3) for x in expected(game.EMPTY_BOARD, "O", "X", "expert")] == [0.916, 0.084, 0.0]
+
+
+def test_no_policy_that_never_loses_wins_more_often_than_the_expert_against_a_random_opponent():
+    """
+    The ceiling of "beat the expert against a random opponent with no losses": among moves that never lose
+    (minimax value >= 0), the most wins against uniformly random play is exactly the expert's 99.5% / 91.6%.
+    Only risky play wins more (at best 93.2% when the opponent starts, with 0.7% losses).
+    """
+
+    @functools.cache
+    def best_safe_win(board: str, to_move: str) -> Fraction:
+        result = game.winner(board)
+        if result is not None:
+            return Fraction(int(result == "X"))
+        if to_move == "O":  # the uniformly random opponent
+            moves = game.legal_moves(board)
+            return sum((best_safe_win(game.play(board, cell, "O"), "X") for cell in moves), Fraction(0)) / len(moves)
+        safe = [cell for cell in game.legal_moves(board) if game._value(game.play(board, cell, "X"), "O") <= 0]
+        return max(best_safe_win(game.play(board, cell, "X"), "O") for cell in safe)
+
+    @functools.cache
+    def expert_win(board: str, to_move: str) -> Fraction:
+        result = game.winner(board)
+        if result is not None:
+            return Fraction(int(result == "X"))
+        if to_move == "X":
+            return expert_win(game.play(board, game.expert_move(board, "X"), "X"), "O")
+        moves = game.legal_moves(board)
+        return sum((expert_win(game.play(board, cell, "O"), "X") for cell in moves), Fraction(0)) / len(moves)
+
+    for starts in ("X", "O"):
+        assert best_safe_win(game.EMPTY_BOARD, starts) == expert_win(game.EMPTY_BOARD, starts)
+    assert round(float(expert_win(game.EMPTY_BOARD, "O")), 3) == 0.916
 
 
 def test_expert_demonstrations_follow_the_deterministic_expert():

@@ -19,6 +19,8 @@ SYSTEM_PROMPT = (
     "You play tic-tac-toe as X against an opponent playing O. Cells are numbered 1-9, row by row; "
     "free cells show their number. Answer with one free cell inside <move></move> tags, e.g. <move>5</move>."
 )
+#: The system prompt with `compact=True`: a third of the length.
+COMPACT_SYSTEM_PROMPT = "Tic-tac-toe. You play X, the opponent O. Answer with one free cell: <move>N</move>."
 QUALITIES = ("expert", "noisy", "random")
 #: Share of random legal moves in "noisy" demonstrations.
 NOISY_RANDOM_MOVE_PROB = 0.25
@@ -101,13 +103,19 @@ def minimax_baseline(messages: list[ChatMessage], rng: random.Random) -> str:
 class TicTacToeEnv(MultiTurnEnv):
     """
     Tic-tac-toe against a tunable opponent: minimax that plays a random legal move with probability
-    `random_move_prob` (drawn per example from `[min_random_move_prob, max_random_move_prob]`).
+    `random_move_prob` (drawn per example from `[min_random_move_prob, max_random_move_prob]`; with
+    `eval_random_move_probs`, the eval split plays each of those opponents in turn instead, e.g. `[1.0, 0.0]`:
+    half the eval games against a uniformly random opponent, half against pure minimax, the model starting
+    half of each; the summary's `opponent` breakdown then gives win/draw/loss per opponent).
 
     The model plays X and starts half of the games. Each turn shows the board as text and lists the free
     cells (so the legal moves need not be read off the board); the model answers
     `<move>N</move>`. An invalid move (unparsable, out of range, occupied) is explained and asked again,
     and counted; with `invalid_move_ends_game` it loses the game instead. The opponent's randomness is
     seeded from (episode seed, board), so every rollout of a group faces the same opponent behaviour.
+    `compact=True` words every message shorter (no lines between the board's rows, a one-line system
+    prompt): a game is ~30% fewer tokens, so training and evaluation cost less; a model trained on one
+    wording should be evaluated and deployed with the same.
 
     Reward (not normalized): `outcome_weight` x (win 1 / draw 0.5 / loss 0) + `format_weight` x share of
     well-formed replies + `invalid_move_weight` x (-0.1 if any invalid move). A clean win scores 1.2.
@@ -148,11 +156,20 @@ class TicTacToeEnv(MultiTurnEnv):
         invalid_move_weight: float = 1.0,
         demo_quality: str = "expert",
         data_seed: int = 0,
+        eval_random_move_probs: list[float] | None = None,
+        compact: bool = False,
     ) -> None:
         if not 0.0 <= min_random_move_prob <= max_random_move_prob <= 1.0:
             raise ValueError(
                 "tic_tac_toe: need 0 <= min_random_move_prob <= max_random_move_prob <= 1, "
                 f"got {min_random_move_prob}, {max_random_move_prob}"
+            )
+        if eval_random_move_probs is not None and (
+            not eval_random_move_probs or not all(0.0 <= p <= 1.0 for p in eval_random_move_probs)
+        ):
+            raise ValueError(
+                "tic_tac_toe: eval_random_move_probs must be a non-empty list of values in [0, 1] (or None), "
+                f"got {eval_random_move_probs!r}"
             )
         if demo_quality not in QUALITIES:
             raise ValueError(f"tic_tac_toe: demo_quality must be one of {QUALITIES}, got {demo_quality!r}")
@@ -161,6 +178,8 @@ class TicTacToeEnv(MultiTurnEnv):
         self.invalid_move_ends_game = invalid_move_ends_game
         self.outcome_weight, self.format_weight = outcome_weight, format_weight
         self.invalid_move_weight, self.demo_quality, self.data_seed = invalid_move_weight, demo_quality, data_seed
+        self.eval_random_move_probs = list(eval_random_move_probs) if eval_random_move_probs is not None else None
+        self.compact = compact
         rubric = Rubric(
             [
                 RewardFunction(outcome_reward, outcome_weight),
@@ -170,22 +189,26 @@ class TicTacToeEnv(MultiTurnEnv):
             ],
             normalize=False,  # the penalty carries a positive weight; normalizing would shrink every reward
         )
-        super().__init__(*self._make_splits(), system_prompt=SYSTEM_PROMPT, rubric=rubric, max_turns=max_turns)
+        system_prompt = COMPACT_SYSTEM_PROMPT if compact else SYSTEM_PROMPT
+        super().__init__(*self._make_splits(), system_prompt=system_prompt, rubric=rubric, max_turns=max_turns)
 
     # --- data ----------------------------------------------------------------------------------
     def _make_splits(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Train and eval games: who starts alternates, the opponent's randomness is drawn per game."""
+        """
+        Train and eval games: who starts alternates, the opponent's randomness is drawn per game (eval games
+        cycle through `eval_random_move_probs` in pairs when it is set; the draws are made either way, so the
+        train split does not depend on it).
+        """
         rng = random.Random(self.data_seed)
+        fixed = self.eval_random_move_probs
         splits: dict[str, list[dict[str, Any]]] = {}
         for split, size in (("eval", self.num_eval_examples), ("train", self.num_train_examples)):
-            splits[split] = [
-                {
-                    "id": f"{split}-{index}",
-                    "model_starts": index % 2 == 0,
-                    "random_move_prob": rng.uniform(self.min_random_move_prob, self.max_random_move_prob),
-                }
-                for index in range(size)
-            ]
+            splits[split] = []
+            for index in range(size):
+                p = rng.uniform(self.min_random_move_prob, self.max_random_move_prob)
+                if split == "eval" and fixed:
+                    p = fixed[(index // 2) % len(fixed)]  # a pair of games (model starts, opponent starts) each
+                splits[split].append({"id": f"{split}-{index}", "model_starts": index % 2 == 0, "random_move_prob": p})
         return splits["train"], splits["eval"]
 
     # --- episode -------------------------------------------------------------------------------
@@ -197,11 +220,15 @@ class TicTacToeEnv(MultiTurnEnv):
             board=game.EMPTY_BOARD, winner=None, model_starts=bool(example["model_starts"]), random_move_prob=p,
             opponent=opponent_bucket(p), invalid_moves=0, turns=0, moves=[],
         )  # fmt: skip
-        opening = "New game. You play X, the opponent plays O. You move first."
-        if not state.info["model_starts"]:
-            cell = self._opponent_plays(state)
-            opening = f"New game. You play X, the opponent plays O. The opponent moved first: {cell}."
-        state.messages = [ChatMessage.from_system(SYSTEM_PROMPT), ChatMessage.from_user(self._ask(state, opening))]
+        opening = "New game." if self.compact else "New game. You play X, the opponent plays O."
+        if state.info["model_starts"]:
+            opening += " You move first."
+        else:
+            opening += f" The opponent moved first: {self._opponent_plays(state)}."
+        state.messages = [
+            ChatMessage.from_system(self.system_prompt or ""),
+            ChatMessage.from_user(self._ask(state, opening)),
+        ]
 
     def is_success(self, rollout: Rollout) -> bool:
         """A win (the reward also counts format and invalid moves, so it cannot tell on its own)."""
@@ -258,16 +285,17 @@ class TicTacToeEnv(MultiTurnEnv):
             state.info["winner"] = {MODEL_MARK: "model", OPPONENT_MARK: "opponent"}.get(result, "draw")
         return result is not None
 
-    @staticmethod
-    def _ask(state: EpisodeState, prefix: str) -> str:
+    def _ask(self, state: EpisodeState, prefix: str) -> str:
         board = state.info["board"]
         free = ", ".join(str(cell) for cell in game.legal_moves(board))
+        if self.compact:
+            return f"{prefix}\n{game.render(board, compact=True)}\nFree cells: {free}."
         return f"{prefix}\n\n{game.render(board)}\n\nFree cells: {free}. Your move (X)."
 
-    @staticmethod
-    def _result(state: EpisodeState, prefix: str) -> str:
+    def _result(self, state: EpisodeState, prefix: str) -> str:
         verdict = {"model": "you win", "opponent": "you lose", "draw": "it is a draw"}[state.info["winner"]]
-        return f"{prefix}\n\n{game.render(state.info['board'])}\n\nGame over: {verdict}."
+        gap = "\n" if self.compact else "\n\n"
+        return f"{prefix}{gap}{game.render(state.info['board'], self.compact)}{gap}Game over: {verdict}."
 
     # --- demonstrations and baselines --------------------------------------------------------------
     def demonstrate(self, example: dict[str, Any], seed: int, quality: str | None = None) -> list[ChatMessage]:

@@ -106,10 +106,10 @@ def opponent_move(board: str, mark: str, random_move_prob: float, rng: random.Ra
     return minimax_move(board, mark, rng), False
 
 
-def render(board: str) -> str:
-    """The board as text: marks, and the number of every free cell."""
+def render(board: str, compact: bool = False) -> str:
+    """The board as text: marks, and the number of every free cell (`compact`: no lines between the rows)."""
     cells = [cell if cell != EMPTY else str(index + 1) for index, cell in enumerate(board)]
-    return "\n-+-+-\n".join("|".join(cells[row : row + 3]) for row in (0, 3, 6))
+    return ("\n" if compact else "\n-+-+-\n").join("|".join(cells[row : row + 3]) for row in (0, 3, 6))
 
 
 def parse_board(text: str) -> str | None:
