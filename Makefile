@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint docs
 setup: $(VENV)/.installed
 
 # torch first, pinned: on the project's machines this takes the CPU build from local disk;
@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e ".[train,dev]"
+	$(BIN)/python -m pip install -q -e ".[train,dev,docs]"
 	touch $@
 
 ## The main job on the embedded default model, tic-tac-toe: evaluate (400 games, half against a random
@@ -31,3 +31,9 @@ lint: setup
 	$(BIN)/ruff check haystack_rl envs tests bench examples tools
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## The docs site: build it with every warning an error, then check every link of the built pages (offline:
+## external links are not fetched). `$(BIN)/mkdocs serve` previews it.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	$(BIN)/linkchecker --no-status --no-warnings --ignore-url='sitemap\.xml' site/index.html
