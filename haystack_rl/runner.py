@@ -26,7 +26,8 @@ class RolloutRunner:
     `concurrency` episodes in flight, and scores each finished group with the environment's rubric.
 
     With `output_dir`, every finished group is appended to `output_dir/results.jsonl` at once, and a
-    later run on the same directory resumes: finished (example, rollout) pairs are kept and not redone.
+    later run on the same directory resumes: finished groups are kept and not redone, and a group with a failed
+    rollout (`Rollout.error`: a dead endpoint, a failing environment) is played again.
 
     Usage example:
     ```python
@@ -129,7 +130,10 @@ class RolloutRunner:
         return Path(self.output_dir) / RESULTS_FILE
 
     def _load_finished(self) -> dict[str, list[Rollout]]:
-        """Complete groups already on disk; the file is rewritten without incomplete ones and torn lines."""
+        """
+        Complete groups already on disk, none of whose rollouts failed; the file is rewritten without the others
+        (and without torn lines), so their groups are played again.
+        """
         if not self.output_dir:
             return {}
         path = self._results_path()
@@ -138,7 +142,8 @@ class RolloutRunner:
         for rollout in read_rollouts(path):
             by_example.setdefault(rollout.example_id, {})[rollout.rollout_index] = rollout
         wanted = set(range(self.rollouts_per_example))
-        complete = {key: [g[i] for i in sorted(g)] for key, g in by_example.items() if set(g) == wanted}
+        complete = {key: [g[i] for i in sorted(g)] for key, g in by_example.items()
+                    if set(g) == wanted and not any(r.error for r in g.values())}  # fmt: skip
         if path.exists():
             tmp = path.with_suffix(".jsonl.tmp")
             tmp.unlink(missing_ok=True)

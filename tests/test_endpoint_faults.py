@@ -53,6 +53,9 @@ def test_transient_faults_are_retried_and_lose_nothing(tmp_path):
     assert gaps[1] >= 0.3 and gaps[3] >= 1.4 and gaps[7] >= 1.0, gaps  # 500, 429, hang (the --timeout)
     summary = json.loads((tmp_path / "out" / "metadata.json").read_text())["summary"]
     assert summary["errors"] == 1 and summary["n"] == 6
+    # the failed request is not the model's answer: unscored, not a 0 in the mean
+    assert [r.reward for r in rollouts if r.error] == [None]
+    assert summary["n_unscored"] == 1 and summary["reward_mean"] == 1.0
     assert "1 of 6 rollouts failed (1 policy: JSONDecodeError)" in " ".join(output.split()), output
     assert "--fail-on-error" in output
 
@@ -134,3 +137,18 @@ def test_a_server_refusing_an_overlong_conversation_ends_the_episode_scored(tmp_
     # when not even the first prompt fits, that is a setup problem: an error, not a score
     assert len(rollouts) == 3
     assert all(r.stop_reason == "error" and "maximum context length" in (r.error or "") for r in rollouts)
+
+
+def test_resume_replays_the_groups_a_dead_endpoint_failed(tmp_path):
+    """An outage's failed rollouts are not results: `--resume` plays their groups again and keeps the rest."""
+    with MockChatServer("reverse_text", faults=lambda index, body: "500" if index in (1, 2) else None) as server:
+        first, output = evaluate(server, tmp_path / "out", "-c", 1, "--max-retries", 0, n=4)
+        failed = [r.example_id for r in read_rollouts(tmp_path / "out" / "results.jsonl") if r.error]
+        assert first.exit_code == 0 and len(failed) == 2, output
+        requests = server.stats()["requests"]
+        resumed, output = evaluate(server, tmp_path / "out", "-c", 1, "--max-retries", 0, "--resume", n=4)
+        assert resumed.exit_code == 0, output
+        assert server.stats()["requests"] == requests + 2  # only the failed groups are played again
+    rollouts = read_rollouts(tmp_path / "out" / "results.jsonl")
+    assert sorted(r.example_id for r in rollouts) == sorted(e["id"] for e in EXAMPLES)
+    assert all(r.error is None and r.reward == 1.0 for r in rollouts)

@@ -124,5 +124,5 @@ def expand(markdown: str) -> str:
 
 
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
-    """mkdocs hook (see `hooks:` in mkdocs.yml): expand the page's generated parts."""
+    """The mkdocs hook (see `hooks:` in mkdocs.yml): expand the page's generated parts."""
     return expand(markdown)

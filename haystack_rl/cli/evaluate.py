@@ -40,7 +40,10 @@ def eval_command(
         None, "--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1."
     ),
     api_key_env: str | None = typer.Option(
-        None, "--api-key-env", help="Name of the environment variable holding the API key (never the key itself)."
+        None,
+        "--api-key-env",
+        help="Name of the environment variable holding the API key (never the key itself); "
+        "without it a placeholder key is sent, as local servers expect.",
     ),
     num_examples: int = typer.Option(10, "--num-examples", "-n", help="Examples to evaluate (-1: all)."),
     rollouts_per_example: int = typer.Option(1, "--rollouts-per-example", "-r", min=1, help="Rollouts per example."),

@@ -224,20 +224,23 @@ class Environment:
         return rollout.reward is not None and rollout.reward >= self.rubric.max_reward - 1e-9
 
     def score_group(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
-        """Score the rollouts of one example with the rubric and mark each one's `success`."""
-        scored = self.rubric.score_group(rollouts)
-        self._mark_success(scored)
-        return scored
+        """
+        Score the rollouts of one example with the rubric and mark each one's `success`. A rollout that ended in
+        an error (a dead endpoint, a failing environment) is not the model's answer: it stays unscored (reward
+        None, counted in the summary's `n_unscored` and `errors`), never a silent 0.
+        """
+        from haystack_rl.asyncio_utils import run_sync
+
+        return run_sync(self.score_group_async(rollouts))
 
     async def score_group_async(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
         """Async twin of `score_group` (reward functions run concurrently; see `Rubric.score_group_async`)."""
-        scored = await self.rubric.score_group_async(rollouts)
-        self._mark_success(scored)
-        return scored
-
-    def _mark_success(self, rollouts: Sequence[Rollout]) -> None:
+        played = [rollout for rollout in rollouts if not rollout.error]
+        if played:
+            await self.rubric.score_group_async(played)
         for rollout in rollouts:
             rollout.success = None if rollout.error else bool(self.is_success(rollout))
+        return list(rollouts)
 
     # --- Haystack component ------------------------------------------------------------------
     @component.output_types(
