@@ -183,6 +183,18 @@ def test_train_an_agent_from_its_yaml_then_deploy_and_run_it(tmp_path: Path, tin
     assert "assistant" in run.output and "Mia has 3 boxes" in run.output
 
 
+def test_a_config_names_metrics_that_are_reported_not_rewarded(tmp_path: Path, tasks: Path) -> None:
+    config = TrainConfig.from_dict({"agent": str(CALCULATOR_AGENT), "dataset": str(tasks), "reward": "numeric_match",
+                                    "metric": ["exact_match", "token_f1"]})  # fmt: skip
+    rubric = config.build_environment().rubric
+    assert rubric.reward_names == ["correct"]  # tool_use_rubric's answer reward: numeric_match here
+    assert {"exact_match", "token_f1", "tool_call_validity"} <= set(rubric.metric_names)
+    with pytest.raises(ConfigError, match="unknown reward 'nope'"):
+        TrainConfig.from_dict(
+            {"agent": str(CALCULATOR_AGENT), "dataset": str(tasks), "metric": "nope"}
+        ).build_environment()
+
+
 def test_agent_config_errors(tmp_path: Path, tasks: Path) -> None:
     with pytest.raises(ConfigError, match="agent: training needs `dataset`"):
         TrainConfig.from_dict({"agent": str(CALCULATOR_AGENT)})

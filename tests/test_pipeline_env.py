@@ -144,11 +144,14 @@ def test_eval_of_a_pipeline_yaml_and_running_it_give_the_same_outputs(tmp_path: 
                               text=True, timeout=240, check=False)  # fmt: skip
 
     evaluated = cli("eval", "--pipeline", str(pipeline), "--generator", "rewriter", "--generator", "answerer",
-                    "--dataset", str(tasks), "--reward", "exact_match", "--reward",
+                    "--dataset", str(tasks), "--reward", "exact_match", "--metric",
                     "haystack_rl_envs.search_qa.env:retrieval_hit", "-o", "eval")  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     (rollout,) = [json.loads(line) for line in (tmp_path / "eval" / "results.jsonl").read_text().splitlines()]
-    assert rollout["info"]["generator_calls"] == 2 and set(rollout["rewards"]) == {"exact_match", "retrieval_hit"}
+    assert rollout["info"]["generator_calls"] == 2
+    # the retriever's hit is reported (weight 0), the answer alone is rewarded
+    assert set(rollout["rewards"]) == {"exact_match"} and set(rollout["metrics"]) == {"retrieval_hit"}
+    assert rollout["reward"] == rollout["rewards"]["exact_match"]
     ran = cli("run", str(pipeline), "--input", f"question={question['prompt']}", "-o", "run.json")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     outputs = json.loads((tmp_path / "run.json").read_text())

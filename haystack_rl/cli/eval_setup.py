@@ -67,6 +67,8 @@ class EvalSettings(Settings):
     """With `agent` or `pipeline`: the tasks."""
     reward: list[str] = Field(default_factory=lambda: ["exact_match"])
     """With `agent` or `pipeline`: rewards by name or code reference."""
+    metric: list[str] = Field(default_factory=list)
+    """With `agent` or `pipeline`: metrics (weight 0: reported, not rewarded), named as rewards are."""
     allow_modules: list[str] = Field(default_factory=list)
     """Modules of yours that YAML loading may import."""
 
@@ -141,7 +143,7 @@ def build_environment(settings: EvalSettings) -> tuple[Any, Any]:
 
 def _definition_environment(settings: EvalSettings) -> tuple[Any, Any]:
     """The environment of an agent or pipeline YAML and a task dataset, and the YAML's own generator."""
-    from haystack_rl.rubrics.named import named_rubric, reward_function
+    from haystack_rl.rubrics.named import definition_rubric
     from haystack_rl.tasks import load_tasks
 
     if not settings.dataset or (settings.agent is None and settings.pipeline is None):
@@ -150,11 +152,8 @@ def _definition_environment(settings: EvalSettings) -> tuple[Any, Any]:
         if settings.agent is not None:
             from haystack_rl.agents import load_agent
             from haystack_rl.environments.tool_env import ToolEnv
-            from haystack_rl.rubrics.tool_rewards import tool_use_rubric
 
-            rubric = tool_use_rubric(reward_function(settings.reward[0]))
-            for extra in settings.reward[1:]:
-                rubric.add(reward_function(extra))
+            rubric = definition_rubric(settings.reward, settings.metric, tools=True)
             environment: Any = ToolEnv.from_agent(settings.agent, settings.dataset, rubric=rubric)
             return environment, load_agent(settings.agent).chat_generator
         from haystack_rl.environments.pipeline_env import PipelineEnv
@@ -164,7 +163,7 @@ def _definition_environment(settings: EvalSettings) -> tuple[Any, Any]:
         tasks = load_tasks(settings.dataset, required=())
         name = Path(settings.pipeline or "pipeline").stem
         environment = PipelineEnv(settings.pipeline or "", settings.generator, settings.inputs or None, dataset=tasks,
-                                  rubric=named_rubric(settings.reward), name=name)  # fmt: skip
+                                  rubric=definition_rubric(settings.reward, settings.metric), name=name)  # fmt: skip
         return environment, environment.own_generators
     except (OSError, ValueError, TypeError) as error:
         if isinstance(error, CliError):

@@ -90,6 +90,11 @@ def eval_command(
         help="With --agent/--pipeline: exact_match, numeric_match, numeric_closeness, token_f1, or your own "
         "path/to/file.py:function (repeatable).",
     ),
+    metric: list[str] = typer.Option(
+        [],
+        "--metric",
+        help="With --agent/--pipeline: a metric (weight 0: reported, not rewarded), named as --reward is (repeatable).",
+    ),
     allow_modules: list[str] = typer.Option(
         [], "--allow-module", help="Trust this module of yours for YAML loading (repeatable)."
     ),
@@ -144,8 +149,8 @@ def run_eval(settings: EvalSettings, output: Path | None, resume: bool, fail_on_
     env_label = settings.env or environment.name
     config = {**settings.to_dict(), "env": env_label}
     if settings.agent is not None or settings.pipeline is not None:
-        config["env_args"] = {key: value for key in ("agent", "pipeline", "generator", "inputs", "dataset", "reward")
-                              if (value := getattr(settings, key))}  # fmt: skip
+        keys = ("agent", "pipeline", "generator", "inputs", "dataset", "reward", "metric")
+        config["env_args"] = {key: value for key in keys if (value := getattr(settings, key))}
     if resume:
         if output is None:
             raise CliError("--resume needs --output DIR (the directory of the interrupted run)")

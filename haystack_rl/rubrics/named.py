@@ -40,3 +40,31 @@ def named_rubric(rewards: Sequence[str], metrics: Sequence[str] = ()) -> Rubric:
     functions = [RewardFunction(reward_function(name), 1.0) for name in rewards]
     functions += [RewardFunction(reward_function(name), 0.0) for name in metrics]
     return Rubric(functions)
+
+
+def definition_rubric(rewards: Sequence[str], metrics: Sequence[str] = (), tools: bool = False) -> Rubric:
+    """
+    The rubric of an Agent or a pipeline evaluated on a task dataset: `rewards` (weight 1 each) and `metrics`
+    (weight 0: reported, never trained on), named as `reward_function` reads them. For an Agent (`tools`), the
+    first reward scores the answer inside `tool_use_rubric`, which adds the tool-call metrics.
+
+    Usage example:
+    ```python
+    from haystack_rl.rubrics.named import definition_rubric
+
+    rubric = definition_rubric(["exact_match"], metrics=["token_f1"])
+    assert rubric.reward_names == ["exact_match"] and rubric.metric_names == ["token_f1"]
+    agent = definition_rubric(["exact_match"], metrics=["token_f1"], tools=True)  # "correct": the answer's reward
+    assert agent.reward_names == ["correct"] and {"num_tool_calls", "token_f1"} <= set(agent.metric_names)
+    ```
+    """
+    if not tools:
+        return named_rubric(rewards, metrics)
+    from haystack_rl.rubrics.tool_rewards import tool_use_rubric
+
+    rubric = tool_use_rubric(reward_function(rewards[0]))
+    for extra in rewards[1:]:
+        rubric.add(reward_function(extra))
+    for metric in metrics:
+        rubric.add(reward_function(metric), 0.0)
+    return rubric

@@ -168,6 +168,8 @@ class TrainConfig(_Section):
     reward: list[str] | str = "exact_match"
     """With `agent` or `pipeline`: rewards by name (`exact_match`, `numeric_match`, `numeric_closeness`, `token_f1`)
     or your own `path/to/file.py:function`."""
+    metric: list[str] | str = Field(default_factory=list)
+    """With `agent` or `pipeline`: metrics (weight 0: reported in evaluations, not rewarded), named as rewards are."""
     output_dir: str = "runs/train"
     """Where checkpoints, logs, evaluations, the plot and `final/` go."""
     seed: int = 0
@@ -227,24 +229,23 @@ class TrainConfig(_Section):
                 raise
             except (TypeError, ValueError) as error:
                 raise ConfigError(f"env: {self.env} cannot be built with env_args {self.env_args}: {error}") from None
-        from haystack_rl.rubrics.named import named_rubric, reward_function
+        from haystack_rl.rubrics.named import definition_rubric
         from haystack_rl.tasks import load_tasks
 
         rewards = [self.reward] if isinstance(self.reward, str) else list(self.reward)
+        metrics = [self.metric] if isinstance(self.metric, str) else list(self.metric)
         try:
             if self.agent is not None:
                 from haystack_rl.environments.tool_env import ToolEnv
-                from haystack_rl.rubrics.tool_rewards import tool_use_rubric
 
-                rubric = tool_use_rubric(reward_function(rewards[0]))
-                for extra in rewards[1:]:
-                    rubric.add(reward_function(extra))
+                rubric = definition_rubric(rewards, metrics, tools=True)
                 return ToolEnv.from_agent(self.agent, self.dataset or "", rubric=rubric,
                                           eval_dataset=self.eval_dataset)  # fmt: skip
             from haystack_rl.environments.pipeline_env import PipelineEnv
 
             return PipelineEnv(self.pipeline or "", self.generator, self.inputs or None,
-                               dataset=load_tasks(self.dataset or "", required=()), rubric=named_rubric(rewards),
+                               dataset=load_tasks(self.dataset or "", required=()),
+                               rubric=definition_rubric(rewards, metrics),
                                eval_dataset=load_tasks(self.eval_dataset, required=()) if self.eval_dataset else None,
                                name=Path(self.pipeline or "pipeline").stem)  # fmt: skip
         except (OSError, ValueError, TypeError) as error:
