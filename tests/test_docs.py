@@ -136,3 +136,20 @@ def test_page_code_runs(page: Path, tmp_path: Path) -> None:
             f"{block.where} ({block.language}) exited {done.returncode}:\n{block.code}\n"
             f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
         )
+
+
+def test_the_link_check_finds_broken_files_and_anchors(tmp_path: Path) -> None:
+    from tools.check_links import broken_links
+
+    (tmp_path / "guide").mkdir()
+    (tmp_path / "index.html").write_text(
+        '<a href="guide/">ok</a><a href="guide/#setup">ok</a><a href="/guide/index.html">ok</a>'
+        '<a href="https://example.org/x">external</a><a href="#top" id="top">self</a>'
+        '<a href="missing.html">file</a><a href="guide/#nowhere">anchor</a><img src="../outside.png">'
+    )
+    (tmp_path / "guide" / "index.html").write_text('<h2 id="setup">Set-up</h2><a href="../index.html#top">up</a>')
+    assert broken_links(tmp_path) == [
+        "index.html: missing.html (no such file)",
+        "index.html: guide/#nowhere (no #nowhere on that page)",
+        "index.html: ../outside.png (points outside the site)",
+    ]
