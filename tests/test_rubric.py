@@ -89,3 +89,18 @@ def test_functions_outside_the_allowlist_are_refused():
     assert data["init_parameters"]["functions"][0]["function"].endswith("test_rubric.one")
     with pytest.raises(DeserializationError, match="allowlist"):
         Rubric.from_dict(data)
+
+
+def test_a_failed_rollout_is_left_unscored_and_group_functions_see_the_others():
+    seen = []
+
+    def group_size(rollouts):
+        seen.append(len(rollouts))
+        return [1.0] * len(rollouts)
+
+    rubric = Rubric([RewardFunction(group_size, 1.0, group=True)])
+    ok = Rollout(example_id="0", rollout_index=0, seed=0)
+    failed = Rollout(example_id="0", rollout_index=1, seed=0, error="policy: ConnectionError: down")
+    rubric.score_group([ok, failed])
+    assert seen == [1] and ok.reward == 1.0
+    assert failed.reward is None and failed.rewards == {} and failed.reward_errors == {}

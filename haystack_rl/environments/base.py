@@ -225,9 +225,8 @@ class Environment:
 
     def score_group(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
         """
-        Score the rollouts of one example with the rubric and mark each one's `success`. A rollout that ended in
-        an error (a dead endpoint, a failing environment) is not the model's answer: it stays unscored (reward
-        None, counted in the summary's `n_unscored` and `errors`), never a silent 0.
+        Score the rollouts of one example with the rubric and mark each one's `success` (a rollout that ended in
+        an error stays unscored; see `Rubric.score_group_async`).
         """
         from haystack_rl.asyncio_utils import run_sync
 
@@ -235,12 +234,10 @@ class Environment:
 
     async def score_group_async(self, rollouts: Sequence[Rollout]) -> list[Rollout]:
         """Async twin of `score_group` (reward functions run concurrently; see `Rubric.score_group_async`)."""
-        played = [rollout for rollout in rollouts if not rollout.error]
-        if played:
-            await self.rubric.score_group_async(played)
-        for rollout in rollouts:
+        scored = await self.rubric.score_group_async(rollouts)
+        for rollout in scored:
             rollout.success = None if rollout.error else bool(self.is_success(rollout))
-        return list(rollouts)
+        return scored
 
     # --- Haystack component ------------------------------------------------------------------
     @component.output_types(

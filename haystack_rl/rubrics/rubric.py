@@ -132,20 +132,25 @@ class Rubric:
         """
         Async twin of `score_group`: every function scores every rollout concurrently; an `async def` function,
         or an object with `score_async` (e.g. `JudgeReward`), is awaited, so slow judges do not wait on
-        each other; plain functions run inline.
+        each other; plain functions run inline. A rollout that ended in an error (`Rollout.error`: a dead
+        endpoint, a failing environment) is not the model's answer: it is left unscored (reward None, counted
+        in a summary's `n_unscored` and `errors`), never a silent 0; group functions see the other rollouts.
         """
+        played = [rollout for rollout in rollouts if not rollout.error]
+        if not played:
+            return list(rollouts)
         start = time.perf_counter()
-        results = await asyncio.gather(*(self._call(fn, rollouts) for fn in self.functions))
+        results = await asyncio.gather(*(self._call(fn, played) for fn in self.functions))
         for fn, values in zip(self.functions, results):
-            for rollout, value in zip(rollouts, values):
+            for rollout, value in zip(played, values):
                 if isinstance(value, BaseException):
                     rollout.reward_errors[fn.name] = f"{type(value).__name__}: {value}"
                 elif fn.weight == 0:
                     rollout.metrics[fn.name] = value
                 else:
                     rollout.rewards[fn.name] = value
-        elapsed = (time.perf_counter() - start) / max(1, len(rollouts))
-        for rollout in rollouts:
+        elapsed = (time.perf_counter() - start) / len(played)
+        for rollout in played:
             rollout.reward = self._total(rollout)
             rollout.timing["scoring_s"] = elapsed
         return list(rollouts)
